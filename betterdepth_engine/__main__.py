@@ -1,0 +1,3 @@
+from betterdepth_engine.cli import main
+
+raise SystemExit(main())
