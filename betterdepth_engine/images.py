@@ -111,7 +111,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise _bad_image(path, f"the file is corrupt or truncated ({error})") from None
     focal = float(focal_35mm) if focal_35mm else None
-    return LoadedImage(rgb=np.ascontiguousarray(rgb), path=path, notes=notes, focal_length_35mm=focal)
+    return LoadedImage(rgb=np.array(rgb, dtype=np.uint8), path=path, notes=notes, focal_length_35mm=focal)
 
 
 def find_images(inputs: list[str | os.PathLike]) -> list[Path]:

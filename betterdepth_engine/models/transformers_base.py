@@ -1,0 +1,203 @@
+"""Base models from transformers: Depth Anything V1/V2 and DPT (MiDaS), from a hub id or a local folder.
+
+Relative models (Depth Anything, DPT) output unnormalised relative inverse depth, which is already the
+affine-invariant disparity the pipeline wants. Depth Anything's "metric" variants (config
+`depth_estimation_type="metric"`) output depth in metres instead; we return 1/depth for them, which is
+disparity up to scale. Other depth models in transformers are refused rather than guessed at: ZoeDepth's
+post-processing (padding removal) needs torchvision, and GLPN, Depth Pro and the rest are untested here.
+Their predictions can still be used through precomputed files (`file_base.FileBaseModel`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.images import LoadedImage
+from betterdepth_engine.models.base import BasePrediction
+
+SUPPORTED_MODEL_TYPES = ("depth_anything", "dpt")
+
+
+def _offline_requested() -> bool:
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import; reading it per call also honours a later change.
+    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    return any(os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE") for name in names)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _out_of_memory(device: torch.device, error: Exception) -> BetterDepthError:
+    return BetterDepthError(
+        BetterDepthError.OUT_OF_MEMORY,
+        f"Out of memory on {device} with the base model: {_first_line(error)}",
+        "Use a smaller image, close other programs using the GPU, or run on the CPU.",
+    )
+
+
+def _bad_model(source: str, why: str) -> BetterDepthError:
+    return BetterDepthError(
+        BetterDepthError.BAD_MODEL,
+        f"'{source}' is not a usable base model: {why}",
+        "Pass a Depth Anything or DPT model in transformers format (config.json, preprocessor_config.json and "
+        "weights), e.g. the folder written by `hf download depth-anything/Depth-Anything-V2-Small-hf`.",
+    )
+
+
+@contextmanager
+def _explain_load_errors(source: str, from_hub: bool, device: torch.device, what: str):
+    """Turn whatever transformers/huggingface_hub raise while loading into a BetterDepthError."""
+    try:
+        yield
+    except BetterDepthError:
+        raise
+    except torch.OutOfMemoryError as error:
+        raise _out_of_memory(device, error) from None
+    # transformers reports every hub failure (no network, not cached, unknown or gated repo) as OSError.
+    except OSError as error:
+        if from_hub:
+            raise BetterDepthError(
+                BetterDepthError.MODEL_NOT_FOUND,
+                f"Base model '{source}' is not a local folder, and its {what} cannot be fetched from the Hugging Face "
+                f"hub: {_first_line(error)}",
+                "There may be no network, or the model is not in the local cache. On a machine with network run "
+                f"`hf download {source} --local-dir <folder>` and pass that folder instead of the hub id.",
+            ) from None
+        raise _bad_model(source, f"cannot load its {what}: {_first_line(error)}") from None
+    # Anything else (malformed JSON, an unknown architecture, weights that do not fit the config) means the
+    # files are there but are not a usable model; the loaders raise many unrelated types for that.
+    except Exception as error:
+        raise _bad_model(source, f"cannot load its {what}: {_first_line(error)}") from None
+
+
+class TransformersDepthModel:
+    """A transformers depth model returning affine-invariant disparity at the input image's resolution."""
+
+    def __init__(self, name: str, model, processor, output_space: str):
+        self.name = name
+        self.model = model
+        self.processor = processor
+        # What the network itself outputs: "disparity" (relative inverse depth) or "depth" (metric variants).
+        self.output_space = output_space
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    ) -> TransformersDepthModel:
+        """Load from a local folder in transformers format, or else from a hub id (network or local cache).
+
+        `dtype=None` picks float16 on CUDA (the models are trained to tolerate it; it halves time and memory)
+        and float32 elsewhere, where half precision is slow or unsupported.
+        """
+        from transformers import AutoConfig, AutoImageProcessor, AutoModelForDepthEstimation
+
+        device = torch.device(device)
+        if dtype is None:
+            dtype = torch.float16 if device.type == "cuda" else torch.float32
+        source = str(source)
+        path = Path(source).expanduser()
+        from_hub = not path.exists()
+        if from_hub:
+            cls._check_hub_id(source)
+        else:
+            cls._check_local_folder(path)
+        location = source if from_hub else str(path)
+        # A local folder never touches the network; a hub id may use the cache only, if offline is requested.
+        local_only = not from_hub or _offline_requested()
+
+        with _explain_load_errors(source, from_hub, device, "config.json"):
+            config = AutoConfig.from_pretrained(location, local_files_only=local_only)
+        if config.model_type not in SUPPORTED_MODEL_TYPES:
+            raise _bad_model(
+                source,
+                f"it is a '{config.model_type}' model; supported are {', '.join(SUPPORTED_MODEL_TYPES)}. For other "
+                "depth models, save their predictions as files and use them as a precomputed base",
+            )
+        metric = getattr(config, "depth_estimation_type", "relative") == "metric"
+        with _explain_load_errors(source, from_hub, device, "image processor (preprocessor_config.json)"):
+            processor = AutoImageProcessor.from_pretrained(location, local_files_only=local_only)
+        with _explain_load_errors(source, from_hub, device, "weights"):
+            model = AutoModelForDepthEstimation.from_pretrained(
+                location, config=config, dtype=dtype, local_files_only=local_only
+            )
+            model = model.to(device).eval()
+        return cls(source, model, processor, output_space="depth" if metric else "disparity")
+
+    @staticmethod
+    def _check_hub_id(source: str) -> None:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(source)
+        except HFValidationError:
+            raise BetterDepthError(
+                BetterDepthError.MODEL_NOT_FOUND,
+                f"Base model '{source}' is neither an existing folder nor a valid Hugging Face hub id.",
+                "Check the path, or give a hub id such as depth-anything/Depth-Anything-V2-Small-hf.",
+            ) from None
+
+    @staticmethod
+    def _check_local_folder(path: Path) -> None:
+        if not path.is_dir():
+            raise _bad_model(str(path), "it is a file, not a folder")
+        if not (path / "config.json").is_file():
+            raise _bad_model(str(path), "the folder has no config.json")
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def predict(self, image: LoadedImage) -> BasePrediction:
+        return self.predict_batch([image])[0]
+
+    def predict_batch(self, images: Sequence[LoadedImage]) -> list[BasePrediction]:
+        """Predict several images, one forward pass per group of equal size (the processor cannot stack others)."""
+        predictions: list[BasePrediction | None] = [None] * len(images)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            groups.setdefault((image.height, image.width), []).append(index)
+        for size, indices in groups.items():
+            output = self._forward([images[i].rgb for i in indices], size)
+            for i, values in zip(indices, output):
+                predictions[i] = self._to_disparity(values)
+        return predictions
+
+    def _forward(self, rgbs: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        """Run the network on same-size RGB images; return its output (N x H x W, float32) at `size`."""
+        inputs = self.processor(images=rgbs, return_tensors="pt", input_data_format="channels_last")
+        pixel_values = inputs["pixel_values"].to(self.device, self.model.dtype)
+        try:
+            with torch.inference_mode():
+                output = self.model(pixel_values=pixel_values).predicted_depth
+        except torch.OutOfMemoryError as error:
+            raise _out_of_memory(self.device, error) from None
+        # Resize in float32; bilinear (not the processor's bicubic) so that edges do not overshoot into
+        # values beyond their neighbours, which would become flying geometry in a mesh.
+        output = F.interpolate(output.float().unsqueeze(1), size=size, mode="bilinear", align_corners=False)
+        return output.squeeze(1).cpu().numpy()
+
+    def _to_disparity(self, values: np.ndarray) -> BasePrediction:
+        if self.output_space == "depth":
+            positive = np.isfinite(values) & (values > 0)
+            disparity = np.divide(1.0, values, out=np.zeros_like(values), where=positive)
+            valid = positive & np.isfinite(disparity)  # a subnormal depth overflows to inf
+        else:
+            valid = np.isfinite(values)
+            disparity = np.where(valid, values, 0.0).astype(np.float32)
+        if not valid.any():
+            raise BetterDepthError(
+                BetterDepthError.BAD_DEPTH,
+                f"Base model '{self.name}' produced no finite {self.output_space} values.",
+                "If it ran in float16, run it in float32 (or on the CPU).",
+            )
+        return BasePrediction(disparity=disparity, valid_mask=valid)
