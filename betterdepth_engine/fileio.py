@@ -22,6 +22,10 @@ def _staging_path(destination: Path) -> Path:
         prefix=f".{destination.stem}.", suffix=f".partial{destination.suffix}", dir=destination.parent
     )
     os.close(fd)
+    # mkstemp creates 0600 files; results should get the usual permissions (0666 minus the umask).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp_name, 0o666 & ~umask)
     return Path(temp_name)
 
 

@@ -1,0 +1,203 @@
+"""`betterdepth estimate`: images or folders in, refined disparity (and pictures, meshes) out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+OUTPUT_FORMATS = ("png16", "exr", "color", "side-by-side")
+
+DESCRIPTION = """\
+Estimate detailed depth for each image. A base model predicts a robust, smooth affine-invariant disparity;
+the BetterDepth refiner adds fine detail from the image while keeping the base's layout.
+
+Always written, per image (STEM = the image's file name without extension):
+  OUT/STEM_disparity.npy       refined disparity, float32, H x W at the input resolution (NaN = invalid)
+  OUT/STEM_base_disparity.npy  the base prediction used as conditioning, same frame and size
+  OUT/STEM_meta.json           models, settings, timings, value ranges
+Disparity is affine-invariant (larger = nearer, unknown scale and shift), in the base model's frame.
+"""
+
+EPILOG = """\
+examples:
+  betterdepth estimate photo.jpg -o out
+  betterdepth estimate shots/ -o out --formats color,side-by-side --ensemble-size 4
+  betterdepth estimate photo.jpg -o out --base depth-anything-v2-small        (downloads once from the hub)
+  betterdepth estimate photo.jpg -o out --base-dir preds/ --base-space depth (plug in any depth model)
+  betterdepth estimate photo.jpg -o out --refiner marigold --strength 0.5     (training-free, Marigold weights)
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "estimate", help="estimate refined depth for images or folders",
+        description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files or folders of images")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
+    models = parser.add_argument_group("models")
+    models.add_argument("--base", default="default", metavar="MODEL",
+                        help="base model: 'default' (shipped), an alias (depth-anything-v2-small, dpt-large, "
+                             "marigold, ...), a local folder or a hub id (default: %(default)s)")
+    models.add_argument("--base-dir", type=Path, metavar="DIR",
+                        help="use precomputed base predictions DIR/STEM.npy|.png (16-bit)|.exr instead of a model")
+    models.add_argument("--base-space", choices=("disparity", "depth"), default="disparity",
+                        help="what the --base-dir files hold (default: %(default)s)")
+    models.add_argument("--refiner", default="default", metavar="MODEL",
+                        help="refiner: 'default', 'none' (base only), 'marigold' (training-free), a folder or "
+                             "a hub id (default: %(default)s)")
+    refine = parser.add_argument_group("refinement")
+    refine.add_argument("--steps", type=int, metavar="N", help="denoising steps (default: the refiner's, usually 2)")
+    refine.add_argument("--ensemble-size", type=int, metavar="N",
+                        help="independent samples averaged into one result; also gives an uncertainty map")
+    refine.add_argument("--ensemble-reduction", choices=("mean", "median"), default="mean")
+    refine.add_argument("--processing-resolution", type=int, metavar="PX",
+                        help="long side the refiner works at; 0 = the input's (default: the refiner's)")
+    refine.add_argument("--strength", type=float, metavar="S",
+                        help="1 = denoise from pure noise; lower keeps more of the base (training-free: 0.3-0.7)")
+    refine.add_argument("--depth-range-ratio", type=float, default=10.0, metavar="R",
+                        help="far/near depth ratio assumed when converting Marigold's depth to disparity")
+    refine.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal results")
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
+    runtime.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
+                         help="auto = fp16 on CUDA, fp32 on CPU")
+    output = parser.add_argument_group("output")
+    output.add_argument("--formats", default="", metavar="LIST",
+                        help=f"extra outputs, comma-separated: {', '.join(OUTPUT_FORMATS)}")
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def _parse_formats(text: str) -> list[str]:
+    from betterdepth_engine.errors import BetterDepthError
+
+    formats = [item.strip() for item in text.split(",") if item.strip()]
+    unknown = sorted(set(formats) - set(OUTPUT_FORMATS))
+    if unknown:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, f"Unknown output format(s): {', '.join(unknown)}.",
+                               f"Choose from: {', '.join(OUTPUT_FORMATS)}.")
+    return formats
+
+
+def resolve_device(device: str, dtype: str):
+    """('auto'|'cpu'|'cuda[:N]', 'auto'|'fp32'|'fp16'|'bf16') -> (torch.device, torch.dtype)."""
+    import torch
+
+    from betterdepth_engine.errors import BetterDepthError
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, f"--device {device} was asked for, but CUDA is not available.",
+                               "Install a CUDA build of torch (see README) or use --device cpu.")
+    on_cuda = device.startswith("cuda")
+    if dtype in ("fp16", "bf16") and not on_cuda:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, f"--dtype {dtype} needs a CUDA device.",
+                               "Use --dtype fp32 (or auto) on the CPU.")
+    chosen = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
+    return torch.device(device), chosen or (torch.float16 if on_cuda else torch.float32)
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from betterdepth_engine.errors import BetterDepthError
+    from betterdepth_engine.images import find_images, load_image
+    from betterdepth_engine.models.loading import load_base_model, load_refiner
+    from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
+
+    formats = _parse_formats(args.formats)
+    image_paths = find_images(args.inputs)
+    device, dtype = resolve_device(args.device, args.dtype)
+    pipeline = BetterDepthPipeline(
+        load_base_model(args.base, device, dtype, args.base_dir, args.base_space, args.depth_range_ratio, args.seed),
+        load_refiner(args.refiner, device, dtype),
+    )
+    if pipeline.refiner is not None and "untrained" in pipeline.refiner.config.description:
+        print(f"betterdepth: note: the refiner is an {pipeline.refiner.config.description}", file=sys.stderr)
+    options = RefineOptions(
+        denoising_steps=args.steps, ensemble_size=args.ensemble_size, processing_resolution=args.processing_resolution,
+        strength=args.strength, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
+    )
+    failures: list[str] = []
+    images_bar = tqdm(image_paths, desc="images", unit="image", disable=args.quiet or len(image_paths) == 1)
+    for path in images_bar:
+        steps_bar = tqdm(desc=path.name, unit="step", leave=False, disable=args.quiet)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            # The bar counts denoising steps; the other stages show as its label.
+            if stage == "refine":
+                steps_bar.total = total
+                steps_bar.n = done
+            steps_bar.set_postfix_str(stage)
+
+        try:
+            image = load_image(path)
+            with torch.inference_mode():
+                result = pipeline(image, options, on_progress)
+            write_result(args.output, image, result, formats)
+        except BetterDepthError as error:
+            failures.append(f"{path}: [{error.code}] {error}")
+            tqdm.write(f"betterdepth: error [{error.code}]: {error}", file=sys.stderr)
+        finally:
+            steps_bar.close()
+    if failures:
+        print(f"betterdepth: {len(failures)} of {len(image_paths)} image(s) failed; nothing was written for them.",
+              file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"betterdepth: wrote results for {len(image_paths)} image(s) to {args.output}", file=sys.stderr)
+    return 0
+
+
+def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]:
+    """Write one image's result files, all or none."""
+    import numpy as np
+    from PIL import Image
+
+    from betterdepth_engine import visualize
+    from betterdepth_engine.fileio import write_files_atomically
+
+    stem = out_dir / image.stem
+    metadata = {
+        "image": str(image.path),
+        "width": image.width,
+        "height": image.height,
+        "space": "affine-invariant disparity (larger = nearer), in the base model's frame; NaN = invalid",
+        **result.metadata,
+        "timings_s": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
+    }
+    writers = {
+        f"{stem}_disparity.npy": lambda path: np.save(path, result.disparity),
+        f"{stem}_base_disparity.npy": lambda path: np.save(path, result.base_disparity),
+    }
+    if result.uncertainty is not None:
+        writers[f"{stem}_uncertainty.npy"] = lambda path: np.save(path, result.uncertainty)
+    if "png16" in formats:
+        encoded, low, high = visualize.encode_png16(result.disparity)
+        metadata["png16"] = {"value_at_1": low, "value_at_65535": high, "invalid": 0}
+        writers[f"{stem}_disparity.png"] = lambda path: Image.fromarray(encoded).save(path, format="PNG")
+    if "exr" in formats:
+        writers[f"{stem}_disparity.exr"] = lambda path: write_exr(path, result.disparity)
+    if "color" in formats:
+        colored = visualize.colorize_disparity(result.disparity)
+        writers[f"{stem}_disparity_color.png"] = lambda path: Image.fromarray(colored).save(path, format="PNG")
+    if "side-by-side" in formats:
+        picture = visualize.side_by_side(image, result.base_disparity, result.disparity)
+        writers[f"{stem}_side_by_side.png"] = lambda path: Image.fromarray(picture).save(path, format="PNG")
+    writers[f"{stem}_meta.json"] = lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n")
+    return write_files_atomically(writers)
+
+
+def write_exr(path: Path, values) -> None:
+    """A single-channel float32 EXR ('Y'); NaN stays NaN."""
+    import numpy as np
+    import OpenEXR
+
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {"Y": np.ascontiguousarray(values, dtype=np.float32)}) as exr:
+        exr.write(str(path))
