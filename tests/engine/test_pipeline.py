@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+
+from betterdepth_engine.images import LoadedImage
+from betterdepth_engine.models.default_base import DefaultBaseModel
+from betterdepth_engine.models.file_base import FileBaseModel
+from betterdepth_engine.models.loading import load_base_model, load_refiner
+from betterdepth_engine.models.refiner import DepthRefiner
+from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
+from tests.conftest import random_rgb
+
+
+@pytest.fixture
+def pipeline(tiny_base_dir, tiny_refiner_dir):
+    return BetterDepthPipeline(load_base_model(str(tiny_base_dir)), load_refiner(str(tiny_refiner_dir)))
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 48), (9, 130)])
+def test_result_is_at_input_resolution_in_the_base_frame(pipeline, size):
+    image = LoadedImage(rgb=random_rgb(*size))
+    result = pipeline(image, RefineOptions(processing_resolution=64))
+    assert result.disparity.shape == result.base_disparity.shape == size
+    assert result.disparity.dtype == np.float32 and np.isfinite(result.disparity).all()
+    assert result.uncertainty is None
+    assert set(result.timings) == {"base", "prepare", "refine", "ensemble"}
+    # The refined map is expressed in the base's scale: its range overlaps the base's, not [-1, 1] or [0, 1].
+    low, high = np.percentile(result.base_disparity, [2, 98])
+    assert low <= np.median(result.disparity) <= high
+
+
+def test_seed_determinism_and_ensemble_uncertainty(pipeline):
+    image = LoadedImage(rgb=random_rgb(40, 40))
+    options = RefineOptions(ensemble_size=3, processing_resolution=64, seed=5)
+    first, second = pipeline(image, options), pipeline(image, options)
+    assert np.array_equal(first.disparity, second.disparity)
+    assert first.uncertainty.shape == (40, 40) and (first.uncertainty >= 0).all() and first.uncertainty.max() > 0
+    other = pipeline(image, RefineOptions(ensemble_size=3, processing_resolution=64, seed=6))
+    assert not np.array_equal(first.disparity, other.disparity)
+    assert first.metadata["ensemble_size"] == 3 and first.metadata["seed"] == 5
+
+
+def test_without_refiner_the_result_is_the_base(tiny_base_dir):
+    pipeline = BetterDepthPipeline(load_base_model(str(tiny_base_dir)), load_refiner("none"))
+    result = pipeline(LoadedImage(rgb=random_rgb(30, 20)))
+    assert np.array_equal(result.disparity, result.base_disparity) and result.metadata["refiner"] is None
+
+
+def test_invalid_base_pixels_stay_invalid_and_outliers_keep_their_range(tmp_path, tiny_refiner_dir):
+    disparity = np.tile(np.linspace(0.0, 1.0, 32, dtype=np.float32), (24, 1))
+    disparity[:4, :4] = np.nan  # no base value here
+    disparity[10, 10] = 50.0  # far beyond the 98% percentile: clipped in the conditioning, restored after
+    np.save(tmp_path / "scene.npy", disparity)
+    pipeline = BetterDepthPipeline(FileBaseModel(tmp_path), DepthRefiner.from_pretrained(tiny_refiner_dir))
+    image = LoadedImage(rgb=random_rgb(24, 32), path=tmp_path / "scene.jpg")
+    result = pipeline(image, RefineOptions(processing_resolution=32))
+    assert np.isnan(result.disparity[:4, :4]).all() and np.isnan(result.base_disparity[:4, :4]).all()
+    assert np.isfinite(result.disparity[4:, 4:]).all()
+    assert result.disparity[10, 10] > 40.0
+
+
+def test_training_free_refinement_stays_aligned_to_the_base(tmp_path, tiny_marigold_dir):
+    yy, xx = np.mgrid[0:32, 0:48]
+    base = (xx / 47.0 + 0.1 * yy / 31.0).astype(np.float32) * 5.0 + 2.0  # an arbitrary affine frame
+    np.save(tmp_path / "ramp.npy", base)
+    pipeline = BetterDepthPipeline(FileBaseModel(tmp_path), DepthRefiner.from_marigold(tiny_marigold_dir))
+    result = pipeline(LoadedImage(rgb=random_rgb(32, 48), path=tmp_path / "ramp.png"),
+                      RefineOptions(denoising_steps=4, strength=0.25, processing_resolution=48))
+    # Least-squares alignment brings the output back to the base's frame: same mean, a similar spread.
+    assert result.disparity.mean() == pytest.approx(base.mean(), abs=0.05 * float(base.std()))
+    assert result.metadata["strength"] == 0.25
+
+
+def test_default_base_model_roundtrip(tiny_base_dir):
+    model = DefaultBaseModel.from_pretrained(tiny_base_dir)
+    prediction = model.predict(LoadedImage(rgb=random_rgb(21, 33)))
+    assert prediction.disparity.shape == (21, 33) and prediction.valid_mask.all()
+    assert np.array_equal(prediction.disparity, model.predict(LoadedImage(rgb=random_rgb(21, 33))).disparity)
