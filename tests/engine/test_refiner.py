@@ -61,7 +61,7 @@ def test_image_and_conditioning_are_encoded_once_per_image(refiner):
     refiner.vae.encode = lambda pixels: calls.append(pixels.shape) or real_encode(pixels)
     image, conditioning = _inputs()
     refiner.refine(image, conditioning, 4, 3, 1.0, torch.Generator().manual_seed(0))
-    assert calls == [(1, 3, 32, 48), (1, 3, 32, 48)]  # 4 members x 3 steps, still one encode each
+    assert calls == [(2, 3, 32, 48)]  # image + conditioning in one batch; 4 members x 3 steps reuse it
 
 
 def test_unet_input_is_image_then_conditioning_then_noisy_latent(refiner):
@@ -75,8 +75,8 @@ def test_unet_input_is_image_then_conditioning_then_noisy_latent(refiner):
     handle.remove()
     unet_input = seen[0]
     assert unet_input.shape[1] == 12
-    assert torch.allclose(unet_input[:, :4], image_latent)
-    assert torch.allclose(unet_input[:, 4:8], conditioning_latent)
+    assert torch.allclose(unet_input[:, :4], image_latent, atol=1e-5)  # batched vs single conv: rounding only
+    assert torch.allclose(unet_input[:, 4:8], conditioning_latent, atol=1e-5)
     noise = torch.randn((1, 4, 4, 6), generator=torch.Generator().manual_seed(0))
     assert torch.allclose(unet_input[:, 8:], noise)  # pure noise at t = 999 with strength 1
 
