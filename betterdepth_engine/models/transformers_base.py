@@ -54,6 +54,20 @@ def _bad_model(source: str, why: str) -> BetterDepthError:
     )
 
 
+def _load_without_network_if_possible(loader, location: str, from_hub: bool, **kwargs):
+    """`loader.from_pretrained`, trying the local folder or hub cache first and the network only if that fails.
+
+    A cached hub model then loads offline and without a request per file (without network, the hub client
+    retries for ~30 s before giving up). The price: a cached model is not updated; `hf download` refreshes it.
+    """
+    try:
+        return loader.from_pretrained(location, local_files_only=True, **kwargs)
+    except OSError:
+        if not from_hub or _offline_requested():
+            raise
+    return loader.from_pretrained(location, local_files_only=False, **kwargs)
+
+
 @contextmanager
 def _explain_load_errors(source: str, from_hub: bool, device: torch.device, what: str):
     """Turn whatever transformers/huggingface_hub raise while loading into a BetterDepthError."""
@@ -94,7 +108,7 @@ class TransformersDepthModel:
     def from_pretrained(
         cls, source: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
     ) -> TransformersDepthModel:
-        """Load from a local folder in transformers format, or else from a hub id (network or local cache).
+        """Load from a local folder in transformers format, or else from a hub id (local cache, then network).
 
         `dtype=None` picks float16 on CUDA (the models are trained to tolerate it; it halves time and memory)
         and float32 elsewhere, where half precision is slow or unsupported.
@@ -112,11 +126,9 @@ class TransformersDepthModel:
         else:
             cls._check_local_folder(path)
         location = source if from_hub else str(path)
-        # A local folder never touches the network; a hub id may use the cache only, if offline is requested.
-        local_only = not from_hub or _offline_requested()
 
         with _explain_load_errors(source, from_hub, device, "config.json"):
-            config = AutoConfig.from_pretrained(location, local_files_only=local_only)
+            config = _load_without_network_if_possible(AutoConfig, location, from_hub)
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise _bad_model(
                 source,
@@ -125,10 +137,10 @@ class TransformersDepthModel:
             )
         metric = getattr(config, "depth_estimation_type", "relative") == "metric"
         with _explain_load_errors(source, from_hub, device, "image processor (preprocessor_config.json)"):
-            processor = AutoImageProcessor.from_pretrained(location, local_files_only=local_only)
+            processor = _load_without_network_if_possible(AutoImageProcessor, location, from_hub)
         with _explain_load_errors(source, from_hub, device, "weights"):
-            model = AutoModelForDepthEstimation.from_pretrained(
-                location, config=config, dtype=dtype, local_files_only=local_only
+            model = _load_without_network_if_possible(
+                AutoModelForDepthEstimation, location, from_hub, config=config, dtype=dtype
             )
             model = model.to(device).eval()
         return cls(source, model, processor, output_space="depth" if metric else "disparity")
@@ -187,17 +199,18 @@ class TransformersDepthModel:
         return output.squeeze(1).cpu().numpy()
 
     def _to_disparity(self, values: np.ndarray) -> BasePrediction:
+        """The network's float32 output as disparity; NaN/inf (e.g. a float16 overflow) and depth <= 0 are invalid."""
         if self.output_space == "depth":
-            positive = np.isfinite(values) & (values > 0)
-            disparity = np.divide(1.0, values, out=np.zeros_like(values), where=positive)
-            valid = positive & np.isfinite(disparity)  # a subnormal depth overflows to inf
+            valid = np.isfinite(values) & (values > 0)
+            disparity = np.divide(1.0, values, out=np.zeros_like(values), where=valid)
+            valid &= np.isfinite(disparity)  # a subnormal depth overflows to inf
         else:
-            valid = np.isfinite(values)
-            disparity = np.where(valid, values, 0.0).astype(np.float32)
+            disparity = values
+            valid = np.isfinite(disparity)
         if not valid.any():
             raise BetterDepthError(
                 BetterDepthError.BAD_DEPTH,
-                f"Base model '{self.name}' produced no finite {self.output_space} values.",
+                f"Base model '{self.name}' produced no usable values (all NaN, infinite or, as depth, <= 0).",
                 "If it ran in float16, run it in float32 (or on the CPU).",
             )
-        return BasePrediction(disparity=disparity, valid_mask=valid)
+        return BasePrediction(disparity=np.where(valid, disparity, 0.0).astype(np.float32), valid_mask=valid)
