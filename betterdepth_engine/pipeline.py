@@ -129,13 +129,12 @@ class BetterDepthPipeline:
         conditioning, _ = resize_and_pad(conditioning, settings["processing_resolution"], multiple)
         timings["prepare"] = time.perf_counter() - clock
 
-        clock = time.perf_counter()
         generator = torch.Generator(device="cpu").manual_seed(settings["seed"])
         step_progress = (lambda done, total: on_progress("refine", done, total)) if on_progress else None
         try:
             members = refiner.refine(
                 pixels, conditioning, settings["ensemble_size"], settings["denoising_steps"],
-                settings["strength"], generator, step_progress,
+                settings["strength"], generator, step_progress, timings,
             ).float().cpu()
         except torch.OutOfMemoryError:
             raise BetterDepthError(
@@ -144,7 +143,6 @@ class BetterDepthPipeline:
                 f"{settings['processing_resolution']} px with {settings['ensemble_size']} ensemble member(s).",
                 "Lower --processing-resolution, use fewer --ensemble-size members, or --dtype fp16.",
             ) from None
-        timings["refine"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
         members = unpad(members, padding)  # [E, 1, h, w] in the U-Net's target space

@@ -30,14 +30,14 @@ def tiny_base_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_marigold_dir(tmp_path_factory):
-    from tests.engine.tiny_diffusion import build_tiny_marigold
+    from betterdepth_engine.models.tiny import build_tiny_marigold
 
     return build_tiny_marigold(tmp_path_factory.mktemp("tiny_marigold"))
 
 
 @pytest.fixture(scope="session")
 def tiny_stable_diffusion_dir(tmp_path_factory):
-    from tests.engine.tiny_diffusion import build_tiny_stable_diffusion
+    from betterdepth_engine.models.tiny import build_tiny_stable_diffusion
 
     return build_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny_sd"))
 

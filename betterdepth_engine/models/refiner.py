@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,14 +351,24 @@ class DepthRefiner:
         strength: float,
         generator: torch.Generator,
         on_step: Callable[[int, int], None] | None = None,
+        timings: dict[str, float] | None = None,
     ) -> torch.Tensor:
         """Refine one image: image [1, 3, H, W] in [-1, 1]; conditioning [1, 1, H, W] in [-1, 1] in the U-Net's
         target space; H and W multiples of `downscale_factor`. Returns the members [E, 1, H, W] in [-1, 1].
 
         The image and the conditioning are encoded once and shared by every step and ensemble member.
+        `timings`, if given, receives seconds for "encode", "step_1".."step_N" and "decode".
         """
+        clock = _StageClock(self.device, timings)
         # One VAE call for both: the GPU sees a batch of 2 instead of two half-empty launches.
         image_latent, conditioning_latent = self.encode(torch.cat([image, conditioning.repeat(1, 3, 1, 1)])).chunk(2)
+        clock.lap("encode")
+
+        def after_step(done: int, total: int) -> None:
+            clock.lap(f"step_{done}")
+            if on_step is not None:
+                on_step(done, total)
+
         # Noise is drawn on the CPU so a seed gives the same result on every device.
         noise = torch.randn((ensemble_size, *image_latent.shape[1:]), generator=generator, dtype=torch.float32)
         latent = self.denoise(
@@ -366,9 +377,28 @@ class DepthRefiner:
             noise.to(self.device, self.dtype),
             num_steps,
             strength,
-            on_step,
+            after_step,
         )
-        return self.decode_depth(latent)
+        members = self.decode_depth(latent)
+        clock.lap("decode")
+        return members
+
+
+class _StageClock:
+    """Wall-clock seconds between laps, waiting for queued GPU work so each lap is charged to its own stage."""
+
+    def __init__(self, device: torch.device, timings: dict[str, float] | None):
+        self.timings = timings
+        self.synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self.timings is None:
+            return
+        self.synchronize()
+        now = time.perf_counter()
+        self.timings[stage] = now - self.last
+        self.last = now
 
 
 def _is_marigold_folder(folder: Path) -> bool:

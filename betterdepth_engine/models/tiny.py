@@ -6,6 +6,8 @@ exist. Their outputs are meaningless: anything made with them is labelled "untra
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -89,3 +91,53 @@ def build_tiny_base(folder: str | Path | None = None, seed: int = 0) -> SmallDep
     if folder is not None:
         network.save_pretrained(folder)
     return network
+
+
+def tiny_text_components(hidden_size: int = TINY_CROSS_ATTENTION_DIM):
+    """A CLIP tokenizer with a 4-token vocabulary and a 1-layer CLIP text encoder (for SD/Marigold layouts)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        vocab, merges = Path(folder) / "vocab.json", Path(folder) / "merges.txt"
+        vocab.write_text(json.dumps({"<|startoftext|>": 0, "<|endoftext|>": 1, "a</w>": 2, "b</w>": 3}))
+        merges.write_text("#version: 0.2\n")
+        tokenizer = CLIPTokenizer(str(vocab), str(merges), model_max_length=8)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=4, hidden_size=hidden_size, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, max_position_embeddings=8, bos_token_id=0, eos_token_id=1, pad_token_id=1,
+    ))
+    return tokenizer, text_encoder
+
+
+def marigold_pipeline(vae, unet):
+    """diffusers' MarigoldDepthPipeline around the given VAE and 8-channel U-Net (tiny text encoder)."""
+    from diffusers import DDIMScheduler, MarigoldDepthPipeline
+
+    tokenizer, text_encoder = tiny_text_components(unet.config.cross_attention_dim)
+    return MarigoldDepthPipeline(
+        unet=unet, vae=vae, scheduler=DDIMScheduler(**tiny_scheduler_config(), timestep_spacing="trailing"),
+        text_encoder=text_encoder, tokenizer=tokenizer, prediction_type="depth", scale_invariant=True,
+        shift_invariant=True, default_denoising_steps=2, default_processing_resolution=64,
+    )
+
+
+def build_tiny_marigold(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny Marigold depth checkpoint (8-channel U-Net), saved with diffusers' own save_pretrained."""
+    torch.manual_seed(seed)
+    marigold_pipeline(tiny_vae(), tiny_unet(in_channels=8)).save_pretrained(folder)
+    return Path(folder)
+
+
+def build_tiny_stable_diffusion(folder: str | Path, seed: int = 0) -> Path:
+    """The parts of a Stable Diffusion 2 checkpoint that a refiner is created from (4-channel U-Net)."""
+    from diffusers import DDIMScheduler
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    tokenizer, text_encoder = tiny_text_components()
+    tiny_vae().save_pretrained(folder / "vae")
+    tiny_unet(in_channels=4).save_pretrained(folder / "unet")
+    DDIMScheduler(**tiny_scheduler_config()).save_pretrained(folder / "scheduler")
+    text_encoder.save_pretrained(folder / "text_encoder")
+    tokenizer.save_pretrained(folder / "tokenizer")
+    return folder

@@ -27,7 +27,7 @@ def test_estimate_writes_all_requested_outputs(tmp_path, photo_path, models):
     assert disparity.shape == base.shape == (50, 75) and disparity.dtype == np.float32
     assert np.load(out / "photo_uncertainty.npy").shape == (50, 75)
     meta = json.loads((out / "photo_meta.json").read_text())
-    assert meta["ensemble_size"] == 2 and meta["width"] == 75 and "refine" in meta["timings_s"]
+    assert meta["ensemble_size"] == 2 and meta["width"] == 75 and "step_2" in meta["timings_s"]
     png = np.asarray(Image.open(out / "photo_disparity.png"))
     assert png.dtype == np.uint16 and png.shape == (50, 75)
     decoded = meta["png16"]["value_at_1"] + (png.astype(np.float64) - 1) / 65534 * (

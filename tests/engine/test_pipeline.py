@@ -23,7 +23,7 @@ def test_result_is_at_input_resolution_in_the_base_frame(pipeline, size):
     assert result.disparity.shape == result.base_disparity.shape == size
     assert result.disparity.dtype == np.float32 and np.isfinite(result.disparity).all()
     assert result.uncertainty is None
-    assert set(result.timings) == {"base", "prepare", "refine", "ensemble"}
+    assert set(result.timings) == {"base", "prepare", "encode", "step_1", "step_2", "decode", "ensemble"}
     # The refined map is expressed in the base's scale: its range overlaps the base's, not [-1, 1] or [0, 1].
     low, high = np.percentile(result.base_disparity, [2, 98])
     assert low <= np.median(result.disparity) <= high
