@@ -1,0 +1,52 @@
+"""Per-vertex attributes derived from pixel positions: UVs, the photo's colours, normal colours, normals."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def uvs_from_pixels(u: np.ndarray, v: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Texture coordinates (N x 2 float32) of pixel positions, origin at the image's bottom-left corner.
+
+    Pixel centres are at integer coordinates, so pixel x covers [x - 0.5, x + 0.5] and maps to (x + 0.5) / W.
+    """
+    return np.stack(((u + 0.5) / width, 1 - (v + 0.5) / height), axis=1).astype(np.float32)
+
+
+def normal_colors(normals: np.ndarray) -> np.ndarray:
+    """The usual normal-map encoding, 0.5 * n + 0.5, as uint8 (N x 3), in the frame the normals are in."""
+    return np.clip(np.rint(normals * 127.5 + 127.5), 0, 255).astype(np.uint8)
+
+
+def sample_image(image_rgb: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Samples (N x 3 uint8) of an H x W x 3 image (H, W >= 2) at pixel coordinates, clamped to it.
+
+    Integer coordinates (grid vertices) index their pixels; float ones (moved vertices) interpolate bilinearly.
+    """
+    height, width = image_rgb.shape[:2]
+    if u.dtype.kind in "iu" and v.dtype.kind in "iu":
+        return image_rgb[np.clip(v, 0, height - 1), np.clip(u, 0, width - 1)]
+    u = np.clip(u, 0, width - 1)
+    v = np.clip(v, 0, height - 1)
+    left = np.minimum(u.astype(np.int32), width - 2)
+    top = np.minimum(v.astype(np.int32), height - 2)
+    right, bottom = left + 1, top + 1
+    fu = (u - left)[:, None]
+    fv = (v - top)[:, None]
+    def pixels(rows, columns):
+        return image_rgb[rows, columns].astype(np.float32)
+
+    upper = pixels(top, left) * (1 - fu) + pixels(top, right) * fu
+    lower = pixels(bottom, left) * (1 - fu) + pixels(bottom, right) * fu
+    return np.rint(upper * (1 - fv) + lower * fv).astype(np.uint8)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (N x 3 float32) of any triangle mesh; zero for unused vertices."""
+    corners = vertices[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.stack(
+        [np.bincount(faces.ravel(), np.repeat(face_normals[:, k], 3), len(vertices)) for k in range(3)], axis=1
+    ).astype(np.float32)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.divide(normals, length, out=normals, where=length > 0)
