@@ -128,7 +128,7 @@ def _load_vae(folder: Path, class_name: str):
     return getattr(diffusers, class_name).from_pretrained(folder / "vae")
 
 
-def _replace_conv_in(unet, weight: torch.Tensor) -> None:
+def replace_conv_in(unet, weight: torch.Tensor) -> None:
     """Swap the U-Net's first convolution for one with weight's input channels (bias kept)."""
     old = unet.conv_in
     new = torch.nn.Conv2d(weight.shape[1], old.out_channels, old.kernel_size, old.stride, old.padding)
@@ -274,10 +274,10 @@ class DepthRefiner:
         latent_channels = vae.config.latent_channels
         weight = unet.conv_in.weight.detach()
         if weight.shape[1] == latent_channels:
-            _replace_conv_in(unet, weight.repeat(1, 3, 1, 1) / 3.0)
+            replace_conv_in(unet, weight.repeat(1, 3, 1, 1) / 3.0)
         elif weight.shape[1] == 2 * latent_channels:
             image_part, noisy_part = weight.split(latent_channels, dim=1)
-            _replace_conv_in(unet, torch.cat([image_part, torch.zeros_like(image_part), noisy_part], dim=1))
+            replace_conv_in(unet, torch.cat([image_part, torch.zeros_like(image_part), noisy_part], dim=1))
         else:
             raise BetterDepthError(
                 BetterDepthError.BAD_MODEL,

@@ -1,0 +1,64 @@
+"""`betterdepth train autoencoder|base|refiner`: the options are the trainers' settings dataclasses."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+
+# model -> (module, settings class, trainer function)
+TRAINERS = {
+    "autoencoder": ("betterdepth_engine.train.autoencoder", "AutoencoderTrainingSettings", "train_autoencoder"),
+    "base": ("betterdepth_engine.train.base", "BaseTrainingSettings", "train_base"),
+    "refiner": ("betterdepth_engine.train.refiner", "RefinerTrainingSettings", "train_refiner"),
+}
+
+HELP = {
+    "output_dir": "run folder: config, log.jsonl, checkpoint/ and the exported model; rerun to resume",
+    "steps": "optimizer steps in total (a resumed run continues up to this)",
+    "autoencoder": "trained autoencoder folder (from `betterdepth train autoencoder`)",
+    "init": "Stable Diffusion 2 or Marigold checkpoint to start from (conv_in inflated to 12 channels)",
+    "base": "'simulated' (blurred, perturbed ground truth) or a base model folder / alias",
+    "conditioning": "feed the base prediction to the U-Net (--no-conditioning: ablation)",
+    "pre_alignment": "least-squares align the base to the target (--no-pre-alignment: ablation)",
+    "patch_mask": "drop patches where base and target disagree (--no-patch-mask: ablation)",
+    "eta": "patch mask threshold: per-patch RMS error in [-1, 1] units (paper: 0.1)",
+    "high_timestep_fraction": "share of samples at t = 999, where 1-step inference starts",
+    "mixed_precision": "no, bf16 or fp16 (CUDA only)",
+}
+
+
+def _settings_class(model: str):
+    module_name, class_name, _ = TRAINERS[model]
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train the autoencoder, the base model or the refiner",
+                                   description="Train a model on synthetic scenes generated on the fly. Each run "
+                                               "is resumable: run the same command again.")
+    models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
+    for model in TRAINERS:
+        sub = models.add_parser(model, help=f"train the {model}")
+        for field in dataclasses.fields(_settings_class(model)):
+            flag = "--" + field.name.replace("_", "-")
+            help_text = f"{HELP.get(field.name, '')} (default: %(default)s)".lstrip()
+            if field.default is dataclasses.MISSING:
+                sub.add_argument(flag, required=True, help=help_text)
+            elif isinstance(field.default, bool):
+                sub.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text)
+            elif isinstance(field.default, tuple):
+                sub.add_argument(flag, type=type(field.default[0]), nargs="+", default=field.default, help=help_text)
+            else:
+                sub.add_argument(flag, type=type(field.default), default=field.default, help=help_text)
+        sub.set_defaults(run=run)
+
+
+def run(args) -> int:
+    module_name, _, function_name = TRAINERS[args.model]
+    settings_class = _settings_class(args.model)
+    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(settings_class)}
+    settings = settings_class(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+    exported = getattr(importlib.import_module(module_name), function_name)(settings)
+    print(f"betterdepth: exported {args.model} to {exported}")
+    return 0

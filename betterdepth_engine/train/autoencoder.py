@@ -1,0 +1,93 @@
+"""Training a small autoencoder for images and depth maps (no pretrained VAE can be downloaded here).
+
+One AutoencoderKL encodes both the photo and the [-1, 1] disparity copied to 3 channels, as the refiner
+needs. The loss is L1 plus an image-gradient L1 (sharp depth edges are the point of the whole method) and a
+tiny KL term; the refiner uses the posterior mean, so the latent only has to be smooth, not Gaussian.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from betterdepth_engine.train import objectives
+from betterdepth_engine.train.loop import (
+    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, save_checkpoint, synthetic_batches,
+    training_device,
+)
+
+AUTOENCODER_PRESETS = {
+    # 8x downsampling (4 blocks), 4 latent channels: SD's latent layout at a fraction of the size.
+    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=16),
+    "tiny": dict(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4),
+}
+
+
+@dataclasses.dataclass
+class AutoencoderTrainingSettings(RunSettings):
+    preset: str = "small"
+    learning_rate: float = 3e-4
+    kl_weight: float = 1e-6
+    gradient_weight: float = 1.0
+    sky_as_far: bool = True
+
+
+def gradient_l1(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def gradients(x):
+        return x[..., 1:] - x[..., :-1], x[..., 1:, :] - x[..., :-1, :]
+
+    (rx, ry), (tx, ty) = gradients(reconstruction), gradients(target)
+    return (rx - tx).abs().mean() + (ry - ty).abs().mean()
+
+
+def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
+    """Train (or resume) and export the autoencoder to OUTPUT_DIR/autoencoder; returns that folder."""
+    from diffusers import AutoencoderKL
+
+    device = training_device(settings)
+    folder = prepare_run_folder(settings)
+    torch.manual_seed(settings.seed)
+    preset = AUTOENCODER_PRESETS[settings.preset]
+    blocks = len(preset["block_out_channels"])
+    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * blocks, up_block_types=("UpDecoderBlock2D",) * blocks,
+                        latent_channels=4, sample_size=settings.height, **preset).to(device).train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    state = load_checkpoint(folder)
+    first_step = 0
+    if state is not None:
+        vae.load_state_dict(state["vae"])
+        optimizer.load_state_dict(state["optimizer"])
+        first_step = state["step"]
+    batches = synthetic_batches(settings, first_step)
+    log = TrainingLog(folder, first_step, settings.steps, "train autoencoder")
+    for step in range(first_step, settings.steps):
+        values = {"loss": 0.0, "l1_image": 0.0, "l1_depth": 0.0}
+        for _ in range(settings.gradient_accumulation):
+            batch = next(batches)
+            image = batch["image"].to(device) * 2.0 - 1.0
+            target, _ = objectives.normalized_target_disparity(
+                batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
+            pixels = torch.cat([image, target.repeat(1, 3, 1, 1)])  # photos and depth maps in one batch
+            with autocast(settings, device):
+                posterior = vae.encode(pixels).latent_dist
+                reconstruction = vae.decode(posterior.sample()).sample.float()
+            l1 = (reconstruction - pixels).abs()
+            loss = (l1.mean() + settings.gradient_weight * gradient_l1(reconstruction, pixels)
+                    + settings.kl_weight * posterior.kl().mean())
+            (loss / settings.gradient_accumulation).backward()
+            count = image.shape[0]
+            values["loss"] += loss.item() / settings.gradient_accumulation
+            values["l1_image"] += l1[:count].mean().item() / settings.gradient_accumulation
+            values["l1_depth"] += l1[count:].mean().item() / settings.gradient_accumulation
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        log.step(step + 1, values, write=(step + 1) % settings.log_every == 0)
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+            save_checkpoint(folder, {"step": step + 1, "vae": vae.state_dict(), "optimizer": optimizer.state_dict()})
+    log.close()
+    destination = folder / "autoencoder"
+    vae.eval().cpu().save_pretrained(destination)
+    return destination

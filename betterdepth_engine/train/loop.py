@@ -1,0 +1,132 @@
+"""What every training run shares: device and precision, resumable checkpoints, the loss log, data batches.
+
+A run folder holds `config.json`, `log.jsonl` (one line per logged step), `checkpoint/` (the latest state,
+replaced atomically) and, at the end, the exported model. Running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from betterdepth_engine.errors import BetterDepthError
+
+
+@dataclasses.dataclass
+class RunSettings:
+    """Settings every trainer has; each trainer's config extends this."""
+
+    output_dir: str
+    steps: int = 1000
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    learning_rate: float = 1e-4
+    height: int = 256
+    width: int = 256
+    seed: int = 0
+    device: str = "auto"
+    mixed_precision: str = "no"  # "no", "bf16" or "fp16" (CUDA only)
+    checkpoint_every: int = 200
+    log_every: int = 10
+    data_workers: int = 0  # DataLoader processes rendering synthetic scenes (0 = in the training process)
+
+
+def training_device(settings: RunSettings) -> torch.device:
+    device = settings.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if settings.mixed_precision != "no" and not device.startswith("cuda"):
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "Mixed precision needs a CUDA device.",
+                               "Use --mixed-precision no on the CPU.")
+    return torch.device(device)
+
+
+def autocast(settings: RunSettings, device: torch.device):
+    if settings.mixed_precision == "no":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if settings.mixed_precision == "bf16" else torch.float16)
+
+
+def prepare_run_folder(settings: RunSettings) -> Path:
+    """Create the run folder, or check that an existing one was made with the same settings (to resume)."""
+    folder = Path(settings.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "config.json"
+    # Through JSON so tuples and lists compare equal with what an earlier run wrote.
+    config = json.loads(json.dumps({"trainer": type(settings).__name__, **dataclasses.asdict(settings)}))
+    if config_path.exists():
+        previous = json.loads(config_path.read_text())
+        ignored = {"steps", "checkpoint_every", "log_every", "data_workers", "device", "output_dir"}
+        changed = {key for key in config if key not in ignored and previous.get(key) != config[key]}
+        if changed:
+            raise BetterDepthError(
+                BetterDepthError.BAD_INPUT,
+                f"'{folder}' holds a run with different settings ({', '.join(sorted(changed))}).",
+                "Resume with the same settings (only --steps may grow), or choose a new --output-dir.",
+            )
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def save_checkpoint(folder: Path, state: dict) -> None:
+    """Write `state` (tensors and state dicts) to folder/checkpoint, replacing the previous one atomically."""
+    staging = folder / "checkpoint.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    torch.save(state, staging / "state.pt")
+    final = folder / "checkpoint"
+    previous = folder / "checkpoint.previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    if final.exists():
+        final.rename(previous)
+    staging.rename(final)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path) -> dict | None:
+    path = folder / "checkpoint" / "state.pt"
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+
+
+class TrainingLog:
+    """Appends JSON lines to log.jsonl and shows a tqdm bar with the latest values."""
+
+    def __init__(self, folder: Path, first_step: int, total_steps: int, description: str):
+        from tqdm import tqdm
+
+        self.path = folder / "log.jsonl"
+        self.bar = tqdm(total=total_steps, initial=first_step, desc=description, unit="step", dynamic_ncols=True)
+        self.started = time.perf_counter()
+
+    def step(self, step: int, values: dict[str, float], write: bool) -> None:
+        self.bar.update(1)
+        if write:
+            record = {"step": step, "elapsed_s": round(time.perf_counter() - self.started, 1), **values}
+            with self.path.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            self.bar.set_postfix({key: f"{value:.4g}" for key, value in values.items()})
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def synthetic_batches(settings: RunSettings, first_step: int) -> Iterator[dict]:
+    """Training batches of synthetic scenes, resuming exactly where step `first_step` would start."""
+    from torch.utils.data import DataLoader
+
+    from betterdepth_engine.data.synthetic import SyntheticDepthDataset
+
+    dataset = SyntheticDepthDataset(
+        "train", settings.height, settings.width, settings.batch_size,
+        start_index=first_step * settings.gradient_accumulation * settings.batch_size,
+    )
+    if settings.data_workers == 0:
+        return iter(dataset)
+    return iter(DataLoader(dataset, batch_size=None, num_workers=settings.data_workers, persistent_workers=True))

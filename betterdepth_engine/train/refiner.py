@@ -1,0 +1,234 @@
+"""Training the BetterDepth refiner with global pre-alignment and local patch masking (method.md §2).
+
+Per step: sample (image, depth); base disparity d̃ (a frozen base model, or a simulated blurry base); the
+target d = ground-truth disparity normalised to [-1, 1]; pre-align d̃ onto d by least squares; keep the
+w x w patches where they agree within eta; encode image, conditioning and target once (frozen VAE); draw t
+and noise; the U-Net sees [z_image, z_conditioning, z_t] and learns v by MSE over the kept latent pixels.
+Switches for the paper's ablation: no conditioning, no pre-alignment, no patch mask.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.models.refiner import (
+    DepthRefiner, RefinerConfig, replace_conv_in, trailing_ddim_scheduler, vae_downscale_factor,
+)
+from betterdepth_engine.train import objectives
+from betterdepth_engine.train.loop import (
+    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, save_checkpoint, synthetic_batches,
+    training_device,
+)
+
+# U-Net sizes for training from scratch. "small" is the CPU-sized default; from SD2/Marigold use --init.
+UNET_PRESETS = {
+    "tiny": dict(block_out_channels=(16, 32), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16, attention_head_dim=4,
+                 layers_per_block=1, norm_num_groups=8),
+    "small": dict(block_out_channels=(64, 128, 192), layers_per_block=1, cross_attention_dim=64,
+                  down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+                  up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), attention_head_dim=8,
+                  norm_num_groups=32),
+}
+
+
+@dataclasses.dataclass
+class RefinerTrainingSettings(RunSettings):
+    autoencoder: str = ""  # a trained autoencoder folder (diffusers AutoencoderKL/Tiny), unless --init is given
+    init: str = ""  # a Stable Diffusion 2 or Marigold checkpoint: conv_in inflated, VAE taken from it
+    unet_preset: str = "small"
+    base: str = "simulated"  # "simulated" (degraded ground truth) or a base model (folder, alias, hub id)
+    conditioning: bool = True
+    pre_alignment: bool = True
+    patch_mask: bool = True
+    eta: float = 0.1  # per-patch RMS error allowed between aligned base and target, in [-1, 1] units
+    patch_size: int = 0  # 0 = the VAE's downscale factor (one patch = one latent pixel)
+    zero_terminal_snr: bool = True
+    high_timestep_fraction: float = 0.0  # share of samples drawn at t = 999 (1-step inference starts there)
+    sky_as_far: bool = True
+    ema_decay: float = 0.999
+    learning_rate: float = 1e-4
+
+
+def build_refiner(settings: RefinerTrainingSettings) -> DepthRefiner:
+    """A new refiner to train: inflated from SD2/Marigold (--init), or a preset U-Net on a trained autoencoder."""
+    from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
+
+    from betterdepth_engine.models.tiny import tiny_scheduler_config
+
+    if settings.init:
+        refiner = DepthRefiner.from_stable_diffusion(settings.init, settings.zero_terminal_snr)
+    else:
+        if not settings.autoencoder:
+            raise BetterDepthError(BetterDepthError.BAD_INPUT, "Training from scratch needs --autoencoder.",
+                                   "Train one with `betterdepth train autoencoder`, or pass --init SD2_OR_MARIGOLD.")
+        folder = Path(settings.autoencoder)
+        config = (folder / "config.json").read_text() if (folder / "config.json").exists() else ""
+        vae_class = AutoencoderTiny if "AutoencoderTiny" in config else AutoencoderKL
+        vae = vae_class.from_pretrained(folder)
+        torch.manual_seed(settings.seed)
+        latent = vae.config.latent_channels
+        unet = UNet2DConditionModel(in_channels=3 * latent, out_channels=latent, sample_size=settings.height // 8,
+                                    **UNET_PRESETS[settings.unet_preset])
+        # No text: a fixed random "prompt" that the cross-attention learns to read as a constant.
+        embedding = torch.randn(1, 2, unet.config.cross_attention_dim, generator=torch.Generator().manual_seed(0))
+        scheduler = trailing_ddim_scheduler(tiny_scheduler_config(), settings.zero_terminal_snr)
+        refiner = DepthRefiner(vae, unet, scheduler, embedding, RefinerConfig(vae_class=vae_class.__name__))
+    if not settings.conditioning:
+        _drop_conditioning_channels(refiner)
+    return refiner
+
+
+def _drop_conditioning_channels(refiner: DepthRefiner) -> None:
+    """The 'no conditioning' ablation: an [image, noisy] U-Net (Marigold's layout)."""
+    latent = refiner.vae.config.latent_channels
+    weight = refiner.unet.conv_in.weight.detach()
+    replace_conv_in(refiner.unet, torch.cat([weight[:, :latent], weight[:, 2 * latent:]], dim=1))
+
+
+class SimulatedBase:
+    """A stand-in base model: the ground truth, blurred, downsampled and affinely perturbed (data/degrade)."""
+
+    name = "simulated"
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, batch: dict, target: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
+        from betterdepth_engine.data.degrade import degrade_disparity
+
+        return degrade_disparity(target, supervised, self.generator)
+
+
+class ModelBase:
+    """A real base model, frozen, run image by image through the engine's base interface."""
+
+    def __init__(self, spec: str, device: torch.device):
+        from betterdepth_engine.models.loading import load_base_model
+
+        self.model = load_base_model(spec, device)
+        self.name = spec
+
+    def __call__(self, batch: dict, target: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
+        from betterdepth_engine.images import LoadedImage
+
+        rgb = (batch["image"].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        predictions = [self.model.predict(LoadedImage(rgb=image)).disparity for image in rgb]
+        return torch.from_numpy(np.stack(predictions))[:, None].to(target.device)
+
+
+def conditioning_and_mask(settings: RefinerTrainingSettings, base: torch.Tensor, target: torch.Tensor,
+                          supervised: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(conditioning in [-1, 1], latent loss mask, share of patches kept by the patch mask)."""
+    if settings.pre_alignment:
+        conditioning = objectives.pre_align(base, target, supervised)
+    else:
+        conditioning = objectives.self_normalized(base, supervised)
+    mask = objectives.latent_valid_mask(supervised, factor)
+    kept_fraction = 1.0
+    if settings.patch_mask:
+        keep = objectives.patch_keep_mask(conditioning, target, supervised, settings.patch_size or factor, settings.eta)
+        if keep.shape != mask.shape:
+            keep = torch.nn.functional.interpolate(keep.float(), size=mask.shape[-2:], mode="nearest") > 0.5
+        kept_fraction = keep.float().mean().item()
+        mask = mask & keep
+    return conditioning, mask, kept_fraction
+
+
+def sample_timesteps(settings: RefinerTrainingSettings, batch_size: int, generator: torch.Generator,
+                     num_train_timesteps: int) -> torch.Tensor:
+    timesteps = torch.randint(0, num_train_timesteps, (batch_size,), generator=generator)
+    at_top = torch.rand(batch_size, generator=generator) < settings.high_timestep_fraction
+    return torch.where(at_top, num_train_timesteps - 1, timesteps)
+
+
+def train_refiner(settings: RefinerTrainingSettings) -> Path:
+    """Train (or resume) and export the refiner to OUTPUT_DIR/refiner; returns that folder."""
+    from diffusers.training_utils import EMAModel
+
+    device = training_device(settings)
+    folder = prepare_run_folder(settings)
+    refiner = build_refiner(settings)
+    unet = refiner.unet.train().requires_grad_(True)
+    refiner.vae.to(device)
+    unet.to(device)
+    embedding = refiner.empty_prompt_embedding.to(device)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    ema = EMAModel(unet.parameters(), decay=settings.ema_decay) if settings.ema_decay > 0 else None
+    generator = torch.Generator().manual_seed(settings.seed)
+    base = SimulatedBase(settings.seed) if settings.base == "simulated" else ModelBase(settings.base, device)
+
+    state = load_checkpoint(folder)
+    first_step = 0
+    if state is not None:
+        unet.load_state_dict(state["unet"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        generator.set_state(state["generator"])
+        if isinstance(base, SimulatedBase):
+            base.generator.set_state(state["base_generator"])
+        first_step = state["step"]
+
+    factor = vae_downscale_factor(refiner.vae)
+    alphas_cumprod = refiner.scheduler.alphas_cumprod.to(device)
+    batches = synthetic_batches(settings, first_step)
+    log = TrainingLog(folder, first_step, settings.steps, "train refiner")
+    for step in range(first_step, settings.steps):
+        values = {"loss": 0.0, "kept_patches": 0.0}
+        for _ in range(settings.gradient_accumulation):
+            batch = next(batches)
+            image = batch["image"].to(device) * 2.0 - 1.0
+            target, supervised = objectives.normalized_target_disparity(
+                batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
+            with torch.no_grad():
+                conditioning, mask, kept = conditioning_and_mask(
+                    settings, base(batch, target, supervised).to(device), target, supervised, factor)
+                latents = refiner.encode(torch.cat([image, conditioning.repeat(1, 3, 1, 1), target.repeat(1, 3, 1, 1)]))
+            image_latent, conditioning_latent, target_latent = latents.chunk(3)
+            timesteps = sample_timesteps(settings, image.shape[0], generator, len(alphas_cumprod)).to(device)
+            noise = torch.randn(target_latent.shape, generator=generator).to(device)
+            noisy, velocity = objectives.v_prediction_target(target_latent, noise, alphas_cumprod[timesteps])
+            parts = [image_latent, conditioning_latent, noisy] if settings.conditioning else [image_latent, noisy]
+            with autocast(settings, device):
+                prediction = unet(torch.cat(parts, dim=1), timesteps,
+                                  encoder_hidden_states=embedding.expand(image.shape[0], -1, -1)).sample
+            loss = objectives.masked_mse(prediction.float(), velocity, mask) / settings.gradient_accumulation
+            loss.backward()
+            values["loss"] += loss.item()
+            values["kept_patches"] += kept / settings.gradient_accumulation
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.step(unet.parameters())
+        log.step(step + 1, values, write=(step + 1) % settings.log_every == 0)
+        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
+            save_checkpoint(folder, {
+                "step": step + 1, "unet": unet.state_dict(), "optimizer": optimizer.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(),
+                "base_generator": base.generator.get_state() if isinstance(base, SimulatedBase) else None,
+            })
+    log.close()
+    return export_refiner(refiner, ema, settings, folder / "refiner")
+
+
+def export_refiner(refiner: DepthRefiner, ema, settings: RefinerTrainingSettings, destination: Path) -> Path:
+    """Save the EMA weights (if any) as a loadable refiner folder."""
+    unet = copy.deepcopy(refiner.unet).eval().cpu()
+    if ema is not None:
+        ema.copy_to(unet.parameters())
+    exported = DepthRefiner(refiner.vae.cpu(), unet, refiner.scheduler, refiner.empty_prompt_embedding.cpu(),
+                            RefinerConfig(
+                                default_processing_resolution=max(settings.height, settings.width),
+                                description=f"BetterDepth refiner trained by `betterdepth train refiner` "
+                                            f"({settings.steps} steps, base {settings.base})",
+                            ))
+    exported.save_pretrained(destination)
+    return destination
