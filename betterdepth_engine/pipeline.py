@@ -35,6 +35,22 @@ class RefineOptions:
     ensemble_reduction: str = "mean"
     seed: int = 0
 
+    def __post_init__(self):
+        problems = []
+        if self.denoising_steps is not None and self.denoising_steps < 1:
+            problems.append("denoising steps must be at least 1")
+        if self.ensemble_size is not None and self.ensemble_size < 1:
+            problems.append("the ensemble size must be at least 1")
+        if self.processing_resolution is not None and self.processing_resolution < 0:
+            problems.append("the processing resolution must be 0 (native) or positive")
+        if self.strength is not None and not 0.0 < self.strength <= 1.0:
+            problems.append(f"strength must be in (0, 1], not {self.strength}")
+        if self.ensemble_reduction not in ("mean", "median"):
+            problems.append("the ensemble reduction must be 'mean' or 'median'")
+        if problems:
+            raise BetterDepthError(BetterDepthError.BAD_INPUT, "Invalid settings: " + "; ".join(problems) + ".",
+                                   "See `betterdepth estimate --help` for the accepted values.")
+
 
 @dataclass
 class DepthResult:
@@ -67,7 +83,12 @@ def unpad(tensor: torch.Tensor, padding: tuple) -> torch.Tensor:
 
 
 class BetterDepthPipeline:
-    """A base model and an optional refiner; `__call__` maps one image to a `DepthResult`."""
+    """A base model and an optional refiner.
+
+    `pipeline(image)` maps one image to a `DepthResult`. For many images, `predict_base` each one (so one bad
+    file fails alone) and pass them to `refine_batch`, which runs equal-size images through the refiner
+    together; every image gets its own seeded noise, so batching does not change results.
+    """
 
     def __init__(self, base: BaseDepthModel, refiner: DepthRefiner | None):
         self.base = base
@@ -76,32 +97,25 @@ class BetterDepthPipeline:
     def __call__(
         self, image: LoadedImage, options: RefineOptions | None = None, on_progress: ProgressCallback | None = None
     ) -> DepthResult:
-        options = options or RefineOptions()
-        timings: dict[str, float] = {}
+        prediction, seconds = self.predict_base(image, on_progress)
+        result = self.refine_batch([image], [prediction], options, on_progress)[0]
+        result.timings = {"base": seconds, **result.timings}
+        return result
+
+    def predict_base(self, image: LoadedImage, on_progress: ProgressCallback | None = None):
+        """(checked base prediction, seconds it took)."""
         start = time.perf_counter()
         prediction = self.base.predict(image)
-        timings["base"] = time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        _check_base_prediction(prediction, image)
         if on_progress:
             on_progress("base", 1, 1)
-        _check_base_prediction(prediction, image)
-        base_disparity = np.where(prediction.valid_mask, prediction.disparity, np.nan).astype(np.float32)
-        metadata = {"base_model": self.base.name, "image_notes": image.notes}
-        if self.refiner is None:
-            metadata["refiner"] = None
-            return DepthResult(base_disparity.copy(), base_disparity, prediction.valid_mask, None, timings, metadata)
-        refined, uncertainty, refine_timings, settings = self.refine(image, prediction, options, on_progress)
-        timings.update(refine_timings)
-        metadata.update(refiner=self.refiner.config.description or "refiner", **settings)
-        return DepthResult(refined, base_disparity, prediction.valid_mask, uncertainty, timings, metadata)
+        return prediction, seconds
 
-    @torch.no_grad()
-    def refine(
-        self, image: LoadedImage, prediction: BasePrediction, options: RefineOptions,
-        on_progress: ProgressCallback | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, float], dict]:
-        """Refine the base disparity; returns (disparity, uncertainty, timings, settings used)."""
-        refiner, config = self.refiner, self.refiner.config
-        settings = {
+    def resolve_settings(self, options: RefineOptions) -> dict:
+        """The settings a refinement will use: the options, with the refiner's defaults where unset."""
+        config = self.refiner.config
+        return {
             "denoising_steps": options.denoising_steps or config.default_denoising_steps,
             "ensemble_size": options.ensemble_size or config.default_ensemble_size,
             "processing_resolution": (
@@ -112,47 +126,90 @@ class BetterDepthPipeline:
             "ensemble_reduction": options.ensemble_reduction,
             "seed": options.seed,
         }
-        timings: dict[str, float] = {}
-        clock = time.perf_counter()
 
-        # Conditioning: the base disparity normalised by its own percentiles, invalid pixels read as farthest.
-        disparity = torch.from_numpy(np.nan_to_num(prediction.disparity))[None, None].float()
-        valid = torch.from_numpy(prediction.valid_mask)[None, None]
+    @torch.no_grad()
+    def refine_batch(
+        self, images: list[LoadedImage], predictions: list[BasePrediction], options: RefineOptions | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[DepthResult]:
+        """Refine equal-size images together (all in one refiner call); without a refiner, return the bases."""
+        options = options or RefineOptions()
+        if len({(image.height, image.width) for image in images}) > 1:
+            raise ValueError("refine_batch needs images of one size; group them first")
+        results = []
+        for image, prediction in zip(images, predictions):
+            base_disparity = np.where(prediction.valid_mask, prediction.disparity, np.nan).astype(np.float32)
+            metadata = {"base_model": self.base.name, "image_notes": image.notes, "refiner": None}
+            results.append(DepthResult(base_disparity.copy(), base_disparity, prediction.valid_mask, None, {}, metadata))
+        if self.refiner is None:
+            return results
+        settings = self.resolve_settings(options)
+        timings: dict[str, float] = {}
+        refined = self._refine(images, predictions, settings, timings, on_progress)
+        for result, (disparity, uncertainty) in zip(results, refined):
+            result.disparity, result.uncertainty = disparity, uncertainty
+            result.timings = dict(timings)
+            result.metadata.update(refiner=self.refiner.config.description or "refiner", batch_size=len(images),
+                                   **settings)
+        return results
+
+    def _refine(self, images, predictions, settings, timings, on_progress):
+        """[(refined disparity, uncertainty or None)] per image, in each base's frame."""
+        refiner, config = self.refiner, self.refiner.config
+        clock = time.perf_counter()
+        # Conditioning: each base normalised by its own percentiles, invalid pixels read as farthest.
+        disparity = torch.stack([torch.from_numpy(np.nan_to_num(p.disparity)) for p in predictions])[:, None].float()
+        valid = torch.stack([torch.from_numpy(p.valid_mask) for p in predictions])[:, None]
         low, high = align.valid_percentiles(disparity, valid, config.low_percentile, config.high_percentile)
         normalized = torch.where(valid, align.normalize_to_unit_range(disparity, low, high), -1.0)
         conditioning = normalized
         if config.target_space == "depth":
             conditioning = align.disparity_to_depth_normalized(normalized, config.depth_range_ratio)
-
-        multiple = refiner.downscale_factor
-        pixels, padding = resize_and_pad(image_to_tensor(image.rgb), settings["processing_resolution"], multiple)
-        conditioning, _ = resize_and_pad(conditioning, settings["processing_resolution"], multiple)
+        resolution, multiple = settings["processing_resolution"], refiner.downscale_factor
+        pixels, padding = resize_and_pad(torch.cat([image_to_tensor(i.rgb) for i in images]), resolution, multiple)
+        conditioning, _ = resize_and_pad(conditioning, resolution, multiple)
         timings["prepare"] = time.perf_counter() - clock
 
-        generator = torch.Generator(device="cpu").manual_seed(settings["seed"])
+        members_per_image = settings["ensemble_size"]
+        # One generator per image, all from the same seed: an image's result does not depend on its batch.
+        generators = [torch.Generator(device="cpu").manual_seed(settings["seed"]) for _ in images]
         step_progress = (lambda done, total: on_progress("refine", done, total)) if on_progress else None
         try:
             members = refiner.refine(
-                pixels, conditioning, settings["ensemble_size"], settings["denoising_steps"],
-                settings["strength"], generator, step_progress, timings,
+                pixels, conditioning, members_per_image, settings["denoising_steps"], settings["strength"],
+                generators, step_progress, timings,
             ).float().cpu()
         except torch.OutOfMemoryError:
             raise BetterDepthError(
                 BetterDepthError.OUT_OF_MEMORY,
-                f"Out of GPU memory refining a {image.width}x{image.height} image at "
-                f"{settings['processing_resolution']} px with {settings['ensemble_size']} ensemble member(s).",
-                "Lower --processing-resolution, use fewer --ensemble-size members, or --dtype fp16.",
+                f"Out of GPU memory refining {len(images)} {images[0].width}x{images[0].height} image(s) at "
+                f"{resolution} px with {members_per_image} ensemble member(s).",
+                "Lower --processing-resolution, --batch-size or --ensemble-size, or use --dtype fp16.",
             ) from None
 
         clock = time.perf_counter()
-        members = unpad(members, padding)  # [E, 1, h, w] in the U-Net's target space
+        members = unpad(members, padding)  # [B * E, 1, h, w] in the U-Net's target space
         if config.target_space == "depth":
             members = align.depth_to_disparity_normalized(members, config.depth_range_ratio)
-        member_valid = F.interpolate(valid.float(), size=members.shape[-2:], mode="nearest")[0, 0] > 0.5
-        ensembled, spread = align.ensemble_affine_invariant(members[:, 0], member_valid, options.ensemble_reduction)
-        full_size = (image.height, image.width)
+        member_valid = F.interpolate(valid.float(), size=members.shape[-2:], mode="nearest") > 0.5
+        full_size = (images[0].height, images[0].width)
+        outputs = []
+        for index in range(len(images)):
+            image_members = members[index * members_per_image:(index + 1) * members_per_image, 0]
+            ensembled, spread = align.ensemble_affine_invariant(
+                image_members, member_valid[index, 0], settings["ensemble_reduction"])
+            outputs.append(self._to_base_frame(
+                ensembled, spread, disparity[index:index + 1], normalized[index:index + 1], valid[index:index + 1],
+                low[index:index + 1], high[index:index + 1], full_size, members_per_image > 1))
+        timings["ensemble"] = time.perf_counter() - clock
+        if on_progress:
+            on_progress("ensemble", 1, 1)
+        return outputs
+
+    def _to_base_frame(self, ensembled, spread, disparity, normalized, valid, low, high, full_size, with_spread):
+        """Upsample one ensembled map and express it in its base's frame; NaN where the base was invalid."""
         ensembled = F.interpolate(ensembled[None, None], size=full_size, mode="bilinear", align_corners=False)
-        if not refiner.uses_conditioning_channels:
+        if not self.refiner.uses_conditioning_channels:
             # A training-free U-Net's output is in its own affine frame: bring it back to the base's layout.
             ensembled = align.align_to(ensembled, normalized, valid)
         # Back to the base's frame. Where the 2%/98% normalisation clipped the base, add back what was clipped,
@@ -160,14 +217,10 @@ class BetterDepthPipeline:
         clipped_excess = disparity - align.denormalize_from_unit_range(normalized, low, high)
         refined = align.denormalize_from_unit_range(ensembled, low, high) + torch.where(valid, clipped_excess, 0.0)
         refined = torch.where(valid, refined, torch.nan)[0, 0].numpy().astype(np.float32)
-        uncertainty = None
-        if settings["ensemble_size"] > 1:
-            spread = F.interpolate(spread[None, None], size=full_size, mode="bilinear", align_corners=False)
-            uncertainty = (spread * (high - low) / 2.0)[0, 0].numpy().astype(np.float32)
-        timings["ensemble"] = time.perf_counter() - clock
-        if on_progress:
-            on_progress("ensemble", 1, 1)
-        return refined, uncertainty, timings, settings
+        if not with_spread:
+            return refined, None
+        spread = F.interpolate(spread[None, None], size=full_size, mode="bilinear", align_corners=False)
+        return refined, (spread * (high - low) / 2.0)[0, 0].numpy().astype(np.float32)
 
 
 def _check_base_prediction(prediction: BasePrediction, image: LoadedImage) -> None:

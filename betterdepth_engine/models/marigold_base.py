@@ -15,6 +15,7 @@ from betterdepth_engine.align import depth_to_disparity_normalized
 from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BasePrediction
+from betterdepth_engine.models.hub import resolve_model_folder
 
 
 def marigold_depth_to_disparity(depth_unit: np.ndarray, depth_range_ratio: float) -> np.ndarray:
@@ -38,8 +39,9 @@ class MarigoldBaseModel:
                         dtype: torch.dtype = torch.float32, **options) -> MarigoldBaseModel:
         from diffusers import MarigoldDepthPipeline
 
+        folder = resolve_model_folder(folder, "Marigold model")
         try:
-            pipeline = MarigoldDepthPipeline.from_pretrained(folder, torch_dtype=dtype).to(device)
+            pipeline = MarigoldDepthPipeline.from_pretrained(folder, dtype=dtype).to(device)
         except (OSError, ValueError) as error:
             raise BetterDepthError(
                 BetterDepthError.BAD_MODEL, f"Could not load Marigold from '{folder}': {error}",

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.models.hub import resolve_model_folder
 
 REFINER_CONFIG_NAME = "betterdepth_refiner.json"
 EMPTY_PROMPT_FILE = "empty_prompt_embedding.safetensors"
@@ -77,34 +78,6 @@ def trailing_ddim_scheduler(scheduler_config: dict, zero_terminal_snr: bool | No
     if zero_terminal_snr is not None:
         overrides["rescale_betas_zero_snr"] = zero_terminal_snr
     return DDIMScheduler.from_config({**scheduler_config, **overrides})
-
-
-def _resolve_source(source: str | Path) -> Path:
-    """A local folder as is; anything else is a hub id, fetched only now because the user asked for it."""
-    path = Path(source).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise BetterDepthError(
-                BetterDepthError.BAD_MODEL, f"Refiner '{source}' is a file, not a model folder.",
-                "Pass the folder that holds vae/, unet/ and scheduler/.",
-            )
-        return path
-    looks_like_hub_id = str(source).count("/") == 1 and not str(source).startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise BetterDepthError(
-            BetterDepthError.MODEL_NOT_FOUND, f"Refiner folder '{source}' does not exist.",
-            "Check the path, or pass a Hugging Face hub id such as 'prs-eth/marigold-depth-v1-1'.",
-        )
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(str(source)))
-    except Exception as error:  # the hub client raises many kinds: offline, 404, auth, timeouts
-        raise BetterDepthError(
-            BetterDepthError.MODEL_NOT_FOUND,
-            f"Could not get refiner '{source}' from the Hugging Face hub: {type(error).__name__}.",
-            "Without network, download it elsewhere (`hf download ID --local-dir DIR`) and pass DIR.",
-        ) from None
 
 
 def _empty_prompt_embedding(folder: Path) -> torch.Tensor:
@@ -192,7 +165,7 @@ class DepthRefiner:
         from diffusers import UNet2DConditionModel
         from safetensors.torch import load_file
 
-        folder = _resolve_source(source)
+        folder = resolve_model_folder(source, "refiner")
         if not (folder / REFINER_CONFIG_NAME).exists():
             if _is_marigold_folder(folder):
                 return cls.from_marigold(folder)
@@ -232,7 +205,7 @@ class DepthRefiner:
         """A Marigold depth checkpoint as a training-free refiner (its U-Net starts from the noised base)."""
         from diffusers import UNet2DConditionModel
 
-        folder = _resolve_source(source)
+        folder = resolve_model_folder(source, "refiner")
         if not _is_marigold_folder(folder):
             raise BetterDepthError(
                 BetterDepthError.BAD_MODEL, f"'{source}' is not a Marigold depth checkpoint.",
@@ -267,7 +240,7 @@ class DepthRefiner:
         """
         from diffusers import UNet2DConditionModel
 
-        folder = _resolve_source(source)
+        folder = resolve_model_folder(source, "refiner")
         unet = UNet2DConditionModel.from_pretrained(folder / "unet")
         index = json.loads((folder / "model_index.json").read_text()) if (folder / "model_index.json").exists() else {}
         vae = _load_vae(folder, index.get("vae", [None, "AutoencoderKL"])[1])
@@ -349,19 +322,20 @@ class DepthRefiner:
         ensemble_size: int,
         num_steps: int,
         strength: float,
-        generator: torch.Generator,
+        generators: list[torch.Generator],
         on_step: Callable[[int, int], None] | None = None,
         timings: dict[str, float] | None = None,
     ) -> torch.Tensor:
-        """Refine one image: image [1, 3, H, W] in [-1, 1]; conditioning [1, 1, H, W] in [-1, 1] in the U-Net's
-        target space; H and W multiples of `downscale_factor`. Returns the members [E, 1, H, W] in [-1, 1].
+        """Refine B images: image [B, 3, H, W] in [-1, 1]; conditioning [B, 1, H, W] in [-1, 1] in the U-Net's
+        target space; H and W multiples of `downscale_factor`; one noise generator per image. Returns the
+        members [B * E, 1, H, W] in [-1, 1], image-major.
 
-        The image and the conditioning are encoded once and shared by every step and ensemble member.
+        Images and conditionings are encoded once, in one VAE call, and shared by every step and member.
         `timings`, if given, receives seconds for "encode", "step_1".."step_N" and "decode".
         """
         clock = _StageClock(self.device, timings)
-        # One VAE call for both: the GPU sees a batch of 2 instead of two half-empty launches.
-        image_latent, conditioning_latent = self.encode(torch.cat([image, conditioning.repeat(1, 3, 1, 1)])).chunk(2)
+        image_latent, conditioning_latent = self.encode(
+            torch.cat([image, conditioning.repeat(1, 3, 1, 1)])).chunk(2)
         clock.lap("encode")
 
         def after_step(done: int, total: int) -> None:
@@ -369,11 +343,12 @@ class DepthRefiner:
             if on_step is not None:
                 on_step(done, total)
 
-        # Noise is drawn on the CPU so a seed gives the same result on every device.
-        noise = torch.randn((ensemble_size, *image_latent.shape[1:]), generator=generator, dtype=torch.float32)
+        # Noise is drawn on the CPU, per image, so a seed gives the same result on every device and in any batch.
+        noise = torch.cat([torch.randn((ensemble_size, *image_latent.shape[1:]), generator=generator)
+                           for generator in generators])
         latent = self.denoise(
-            image_latent.expand(ensemble_size, -1, -1, -1),
-            conditioning_latent.expand(ensemble_size, -1, -1, -1),
+            image_latent.repeat_interleave(ensemble_size, dim=0),
+            conditioning_latent.repeat_interleave(ensemble_size, dim=0),
             noise.to(self.device, self.dtype),
             num_steps,
             strength,

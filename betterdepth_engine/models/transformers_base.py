@@ -20,16 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.models.hub import offline_requested
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BasePrediction
 
 SUPPORTED_MODEL_TYPES = ("depth_anything", "dpt")
-
-
-def _offline_requested() -> bool:
-    # huggingface_hub reads HF_HUB_OFFLINE once, at import; reading it per call also honours a later change.
-    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    return any(os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE") for name in names)
 
 
 def _first_line(error: Exception) -> str:
@@ -63,7 +58,7 @@ def _load_without_network_if_possible(loader, location: str, from_hub: bool, **k
     try:
         return loader.from_pretrained(location, local_files_only=True, **kwargs)
     except OSError:
-        if not from_hub or _offline_requested():
+        if not from_hub or offline_requested():
             raise
     return loader.from_pretrained(location, local_files_only=False, **kwargs)
 

@@ -142,6 +142,22 @@ def test_bad_options_are_explained(tmp_path, photo_path, models, capsys):
     assert main(["estimate", str(photo_path), "-o", str(tmp_path), "--dtype", "fp16", "--device", "cpu", *models]) == 2
     assert "needs a CUDA device" in capsys.readouterr().err
     assert main(["estimate", str(photo_path), "-o", str(tmp_path / "o"), "--strength", "1.5", *models]) == 2
-    assert "Strength must be in (0, 1]" in capsys.readouterr().err
+    assert "strength must be in (0, 1]" in capsys.readouterr().err
     assert main(["estimate", str(tmp_path / "missing.jpg"), "-o", str(tmp_path), *models]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_batched_folder_matches_one_by_one(tmp_path, photo_path, models):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(3):
+        Image.open(photo_path).rotate(index * 5).save(folder / f"frame{index}.png")
+    Image.open(photo_path).resize((40, 30)).save(folder / "small.png")  # another size: its own batch
+    assert main(["estimate", str(folder), "-o", str(tmp_path / "batched"), "--batch-size", "4", *models]) == 0
+    assert main(["estimate", str(folder), "-o", str(tmp_path / "single"), *models]) == 0
+    for name in ("frame0", "frame1", "frame2", "small"):
+        batched = np.load(tmp_path / "batched" / f"{name}_disparity.npy")
+        single = np.load(tmp_path / "single" / f"{name}_disparity.npy")
+        assert np.allclose(batched, single, atol=1e-4 * np.ptp(single))
+    meta = json.loads((tmp_path / "batched" / "frame1_meta.json").read_text())
+    assert meta["batch_size"] == 3 and "base" in meta["timings_s"]

@@ -76,3 +76,16 @@ def test_default_base_model_roundtrip(tiny_base_dir):
     prediction = model.predict(LoadedImage(rgb=random_rgb(21, 33)))
     assert prediction.disparity.shape == (21, 33) and prediction.valid_mask.all()
     assert np.array_equal(prediction.disparity, model.predict(LoadedImage(rgb=random_rgb(21, 33))).disparity)
+
+
+def test_batched_refinement_equals_one_image_at_a_time(pipeline):
+    images = [LoadedImage(rgb=random_rgb(30, 44, seed)) for seed in range(3)]
+    options = RefineOptions(ensemble_size=2, processing_resolution=48, seed=1)
+    predictions = [pipeline.predict_base(image)[0] for image in images]
+    batched = pipeline.refine_batch(images, predictions, options)
+    for image, result in zip(images, batched):
+        single = pipeline(image, options)
+        assert np.allclose(result.disparity, single.disparity, atol=1e-4)
+        assert result.metadata["batch_size"] == 3
+    with pytest.raises(ValueError, match="one size"):
+        pipeline.refine_batch([images[0], LoadedImage(rgb=random_rgb(10, 10))], predictions[:2], options)

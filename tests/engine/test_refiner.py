@@ -37,19 +37,19 @@ def test_refiner_config_and_components_roundtrip(refiner, tmp_path):
     refiner.save_pretrained(tmp_path / "copy")
     again = DepthRefiner.from_pretrained(tmp_path / "copy")
     image, conditioning = _inputs()
-    first = refiner.refine(image, conditioning, 2, 2, 1.0, torch.Generator().manual_seed(3))
-    second = again.refine(image, conditioning, 2, 2, 1.0, torch.Generator().manual_seed(3))
+    first = refiner.refine(image, conditioning, 2, 2, 1.0, [torch.Generator().manual_seed(3)])
+    second = again.refine(image, conditioning, 2, 2, 1.0, [torch.Generator().manual_seed(3)])
     assert torch.equal(first, second)
     assert json.loads((tmp_path / "copy" / "betterdepth_refiner.json").read_text())["format"] == "betterdepth-refiner"
 
 
 def test_refine_shapes_range_and_seed_determinism(refiner):
     image, conditioning = _inputs()
-    members = refiner.refine(image, conditioning, 3, 2, 1.0, torch.Generator().manual_seed(0))
+    members = refiner.refine(image, conditioning, 3, 2, 1.0, [torch.Generator().manual_seed(0)])
     assert members.shape == (3, 1, 32, 48)
     assert members.min() >= -1 and members.max() <= 1
-    again = refiner.refine(image, conditioning, 3, 2, 1.0, torch.Generator().manual_seed(0))
-    other = refiner.refine(image, conditioning, 3, 2, 1.0, torch.Generator().manual_seed(1))
+    again = refiner.refine(image, conditioning, 3, 2, 1.0, [torch.Generator().manual_seed(0)])
+    other = refiner.refine(image, conditioning, 3, 2, 1.0, [torch.Generator().manual_seed(1)])
     assert torch.equal(members, again)
     assert not torch.equal(members, other)
     assert not torch.equal(members[0], members[1])  # members are independent samples
@@ -60,7 +60,7 @@ def test_image_and_conditioning_are_encoded_once_per_image(refiner):
     real_encode = refiner.vae.encode
     refiner.vae.encode = lambda pixels: calls.append(pixels.shape) or real_encode(pixels)
     image, conditioning = _inputs()
-    refiner.refine(image, conditioning, 4, 3, 1.0, torch.Generator().manual_seed(0))
+    refiner.refine(image, conditioning, 4, 3, 1.0, [torch.Generator().manual_seed(0)])
     assert calls == [(2, 3, 32, 48)]  # image + conditioning in one batch; 4 members x 3 steps reuse it
 
 
@@ -69,7 +69,7 @@ def test_unet_input_is_image_then_conditioning_then_noisy_latent(refiner):
     seen = []
     handle = refiner.unet.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
     with torch.no_grad():
-        refiner.refine(image, conditioning, 1, 1, 1.0, torch.Generator().manual_seed(0))
+        refiner.refine(image, conditioning, 1, 1, 1.0, [torch.Generator().manual_seed(0)])
         image_latent = refiner.encode(image)
         conditioning_latent = refiner.encode_depth(conditioning)
     handle.remove()
@@ -125,7 +125,7 @@ def test_training_free_marigold_at_strength_one_matches_diffusers_pipeline(tiny_
     assert not refiner.uses_conditioning_channels and refiner.config.target_space == "depth"
     image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0
     unused_conditioning = torch.zeros(1, 1, 40, 56)
-    members = refiner.refine(image, unused_conditioning, 1, 2, 1.0, torch.Generator().manual_seed(7))
+    members = refiner.refine(image, unused_conditioning, 1, 2, 1.0, [torch.Generator().manual_seed(7)])
     assert torch.allclose((members + 1) / 2, expected, atol=1e-4)
 
 
