@@ -66,8 +66,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     mesh.add_argument("--max-faces", type=int, help="decimate to at most this many faces")
     mesh.add_argument("--min-angle-deg", type=float, default=4.0,
                       help="cut triangles steeper than this viewing angle (depth jumps); 0 keeps all (default 4)")
-    mesh.add_argument("--max-vertices", type=int, default=2_000_000,
-                      help="above this many pixels use every n-th pixel (default 2000000)")
+    mesh.add_argument("--max-vertices", type=int, default=2_500_000,
+                      help="above this many pixels use every n-th pixel (default 2500000)")
     mesh.add_argument("--fill-holes", type=int, default=0, metavar="PX", help="fill invalid gaps up to PX wide")
     mesh.add_argument("--smooth", type=int, default=0, metavar="N", help="edge-aware smoothing passes")
 

@@ -10,7 +10,10 @@ def uvs_from_pixels(u: np.ndarray, v: np.ndarray, width: int, height: int) -> np
 
     Pixel centres are at integer coordinates, so pixel x covers [x - 0.5, x + 0.5] and maps to (x + 0.5) / W.
     """
-    return np.stack(((u + 0.5) / width, 1 - (v + 0.5) / height), axis=1).astype(np.float32)
+    uvs = np.empty((len(u), 2), np.float32)
+    uvs[:, 0] = (u + 0.5) / width
+    uvs[:, 1] = 1 - (v + 0.5) / height
+    return uvs
 
 
 def normal_colors(normals: np.ndarray) -> np.ndarray:

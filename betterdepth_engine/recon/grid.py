@@ -50,6 +50,12 @@ def shorter_diagonal_is_ad(points: np.ndarray) -> np.ndarray:
     return np.einsum("k...,k...", d - a, d - a) <= np.einsum("k...,k...", c - b, c - b)
 
 
+def cross(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Cross product of component-first vectors (3 x ...); written out, 3x faster than np.cross(axis=0)."""
+    (x1, y1, z1), (x2, y2, z2) = first, second
+    return np.stack((y1 * z2 - z1 * y2, z1 * x2 - x1 * z2, x1 * y2 - y1 * x2))
+
+
 def grid_normals(points: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Area-weighted vertex normals (3 x H x W, unit, zero where no kept quad touches the vertex).
 
@@ -58,7 +64,7 @@ def grid_normals(points: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """
     a, b, c, d = quad_corners(points)
     with np.errstate(invalid="ignore"):
-        area = np.where(keep, np.cross(d - a, b - c, axis=0), 0).astype(np.float32)
+        area = np.where(keep, cross(d - a, b - c), 0)
     normals = np.zeros(points.shape, np.float32)
     for corner in quad_corners(normals):
         corner += area
