@@ -168,15 +168,28 @@ def _cleaned(depth_grid: np.ndarray, focal_px: float, stride: int, options: Reco
     return depth_grid
 
 
-def _perspective_mesh(depth_grid, u, v, intrinsics: Intrinsics, stride: int, min_angle_deg: float):
-    """Vertices (N x 3), faces, normals (N x 3), vertex pixel positions (integers) and the cut ratio."""
+def _perspective_mesh(depth_grid, u, v, intrinsics: Intrinsics, stride: int, options: ReconOptions):
+    """The cut grid mesh: (camera, vertices N x 3, faces, normals N x 3, vertex pixel u, v, metadata)."""
     points = intrinsics.lift(depth_grid, u, v).astype(np.float32, copy=False)
-    max_ratio = grid.max_depth_ratio(intrinsics.focal_px, min_angle_deg, math.sqrt(2) * stride)
+    max_ratio = grid.max_depth_ratio(intrinsics.focal_px, options.min_angle_deg, math.sqrt(2) * stride)
     faces, normals, used = grid.triangulate(points, grid.continuous_quads(depth_grid, max_ratio))
     index = np.flatnonzero(used)
     vertices, normals = (grid_array.reshape(3, -1).T[index] for grid_array in (points, normals))
-    rows, columns = np.divmod(index, used.shape[1])
-    return vertices, faces, normals, columns * stride, rows * stride, max_ratio
+    rows, columns = np.divmod(index, used.shape[1])  # integer pixels: colours index them directly
+    metadata = {"discontinuity": {"min_angle_deg": options.min_angle_deg, "max_depth_ratio": max_ratio}}
+    return intrinsics, vertices, faces, normals, columns * stride, rows * stride, metadata
+
+
+def _relief_mesh(depth_grid, u, v, intrinsics: Intrinsics, stride: int, options: ReconOptions):
+    """The closed relief solid, with the same return values as _perspective_mesh."""
+    width, height = intrinsics.width, intrinsics.height
+    camera = OrthographicCamera(width, height, options.relief.width / width, (width - 1) / 2, (height - 1) / 2)
+    step_ratio = grid.max_depth_ratio(intrinsics.focal_px, options.min_angle_deg, stride)
+    settings = options.relief
+    heights = relief.relief_heights(depth_grid, settings.method, settings.gamma, settings.gradient_power, step_ratio)
+    vertices, faces, normals = relief.relief_solid(heights, u, v, camera, settings.depth, settings.base)
+    u_vertex, v_vertex = camera.project(vertices)
+    return camera, vertices, faces, normals, u_vertex, v_vertex, {"relief_camera": camera.to_dict()}
 
 
 def reconstruct(
@@ -204,33 +217,10 @@ def reconstruct(
     depth_grid = _cleaned(depth[::stride, ::stride], intrinsics.focal_px, stride, options)
     _require(min(depth_grid.shape) >= 2, "The depth map is too small for its stride.", "Raise max_vertices.")
 
-    metadata = {
-        "mode": options.mode,
-        "frame": "opencv",  # +X right, +Y down, +Z forward
-        "space": space,
-        "camera": intrinsics.to_dict(),
-        "depth_range": depth_range.to_dict(),
-        "grid": {"stride": stride, "columns": depth_grid.shape[1], "rows": depth_grid.shape[0]},
-        "colors": color_mode,
-        "options": asdict(options),
-    }
-    if options.mode == "mesh":
-        camera = intrinsics
-        vertices, faces, normals, u_vertex, v_vertex, max_ratio = _perspective_mesh(
-            depth_grid, u, v, intrinsics, stride, options.min_angle_deg
-        )
-        metadata["discontinuity"] = {"min_angle_deg": options.min_angle_deg, "max_depth_ratio": max_ratio}
-    else:
-        camera = OrthographicCamera(width, height, options.relief.width / width, (width - 1) / 2, (height - 1) / 2)
-        step_ratio = grid.max_depth_ratio(intrinsics.focal_px, options.min_angle_deg, stride)
-        heights = relief.relief_heights(
-            depth_grid, options.relief.method, options.relief.gamma, options.relief.gradient_power, step_ratio
-        )
-        vertices, faces, normals = relief.relief_solid(
-            heights, u, v, camera, options.relief.depth, options.relief.base
-        )
-        u_vertex, v_vertex = camera.project(vertices)
-        metadata["relief_camera"] = camera.to_dict()
+    build = _perspective_mesh if options.mode == "mesh" else _relief_mesh
+    camera, vertices, faces, normals, u_vertex, v_vertex, mode_metadata = build(
+        depth_grid, u, v, intrinsics, stride, options
+    )
     if len(faces) == 0:
         raise BetterDepthError(
             BetterDepthError.BAD_DEPTH,
@@ -243,7 +233,17 @@ def reconstruct(
         normals=normals,
         colors=_vertex_colors(color_mode, normals, image_rgb, u_vertex, v_vertex),
         uvs=attributes.uvs_from_pixels(u_vertex, v_vertex, width, height),
-        metadata=metadata,
+        metadata={
+            "mode": options.mode,
+            "frame": "opencv",  # +X right, +Y down, +Z forward
+            "space": space,
+            "camera": intrinsics.to_dict(),
+            "depth_range": depth_range.to_dict(),
+            "grid": {"stride": stride, "columns": depth_grid.shape[1], "rows": depth_grid.shape[0]},
+            "colors": color_mode,
+            "options": asdict(options),
+            **mode_metadata,
+        },
     )
     if options.max_faces is not None and len(faces) > options.max_faces:
         mesh = decimate(mesh, options.max_faces, camera, image_rgb, color_mode)
