@@ -254,18 +254,23 @@ def decimate(mesh: MeshArrays, max_faces: int, camera, image_rgb, color_mode: st
     """At most max_faces faces (quadric edge collapse), with normals recomputed and UVs and colours re-sampled.
 
     Collapses move vertices off their pixels, so UVs and colours come from projecting them back into the image.
-    Borders (silhouettes at depth cuts, the image edge) are kept in place so outlines stay exact.
+    Borders (silhouettes at depth cuts, the image edge) are kept in place so outlines stay exact, unless the
+    budget cannot be met that way.
     """
     import fast_simplification
 
     vertices, faces = fast_simplification.simplify(
         mesh.vertices, mesh.faces, target_count=max_faces, preserve_border=True
     )
+    borders_kept = len(faces) <= max_faces
+    if not borders_kept:  # a fragmented mesh (noisy depth, many cuts) is mostly border: let borders collapse too
+        vertices, faces = fast_simplification.simplify(vertices, faces, target_count=max_faces)
     vertices = vertices.astype(np.float32)
     faces = faces.astype(np.int32)
     normals = attributes.vertex_normals(vertices, faces)
     u, v = camera.project(vertices)
-    metadata = {**mesh.metadata, "decimation": {"max_faces": max_faces, "faces_before": len(mesh.faces)}}
+    decimation = {"max_faces": max_faces, "faces_before": len(mesh.faces), "borders_kept": borders_kept}
+    metadata = {**mesh.metadata, "decimation": decimation}
     return MeshArrays(
         vertices=vertices,
         faces=faces,

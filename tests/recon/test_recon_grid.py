@@ -116,3 +116,11 @@ def test_decimation_meets_the_budget_and_resamples_uvs_and_colours():
     np.testing.assert_allclose(mesh.uvs[:, 0], (u + 0.5) / width, atol=1e-4)
     np.testing.assert_allclose(mesh.colors[:, 0], np.interp(u, np.arange(width), image[0, :, 0]), atol=1.01)
     assert np.allclose(np.linalg.norm(mesh.normals, axis=1), 1, atol=1e-5)
+
+
+def test_decimation_meets_the_budget_on_a_fragmented_mesh():
+    # Noisy depth cuts the grid into many pieces, mostly border: borders must give way to meet the budget.
+    depth = (2 + 0.2 * np.random.default_rng(0).random((60, 80))).astype(np.float32)
+    mesh = reconstruct(depth, space="depth", options=ReconOptions(focal_px=300, max_faces=1000))
+    assert len(mesh.faces) <= 1000
+    assert mesh.metadata["decimation"]["borders_kept"] is False
