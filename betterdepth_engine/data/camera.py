@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from betterdepth_engine.data.vectors import apply_rotation, normalized
+from betterdepth_engine.data.vectors import apply_rotation, cross, normalized
 
 NEAR_M = 1e-3  # hits closer than this to a ray's origin are ignored (self-intersection guard)
 _CORNER_IS_HIGH = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], bool)  # a box's 8 corners
@@ -40,9 +40,9 @@ def look_at(position_m, target_m, roll_rad: float = 0.0) -> np.ndarray:
     forward = np.asarray(target_m, np.float64) - np.asarray(position_m, np.float64)
     forward /= np.linalg.norm(forward)
     world_up = np.array([0.0, 1.0, 0.0]) if abs(forward[1]) < 0.999 else np.array([0.0, 0.0, 1.0])
-    right = np.cross(forward, world_up)  # with +Y up, forward x up points to the viewer's right
+    right = cross(forward, world_up)  # with +Y up, forward x up points to the viewer's right
     right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
+    down = cross(forward, right)
     cos_r, sin_r = np.cos(roll_rad), np.sin(roll_rad)
     right, down = cos_r * right + sin_r * down, -sin_r * right + cos_r * down
     return np.stack([right, down, forward], axis=1)

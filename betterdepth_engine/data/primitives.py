@@ -17,21 +17,22 @@ Oriented shapes work in a local frame: `rotation` is world_from_local (3x3) and 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from betterdepth_engine.data.camera import NEAR_M
-from betterdepth_engine.data.vectors import concatenated_ranges, dot, normalized, sampling_grid
+from betterdepth_engine.data.vectors import concatenated_ranges, dot, normalized, sample_texture
 
 INF = float("inf")
 TORUS_MARCH_STEPS = 20
 RELIEF_MARCH_LAYERS = 6
 TERRAIN_MARCH_STEPS = 12
 SECANT_STEPS = 2
+TERRAIN_WAVES = 4
 MAX_CYLINDER_PIECES = 32
 
 
@@ -337,7 +338,7 @@ class WireGrid:
         return t, _rotate(rotation, torch.stack([profile_x, profile_y, facing])), material
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: the atlas cache keys on the maps
 class HeightMap:
     """A relief pattern: heights in [-1, 0] (0 = the panel's front face) and their per-texel gradient."""
 
@@ -372,108 +373,129 @@ class ReliefPanel:
 
     @classmethod
     def intersect(cls, group, params, origins, directions):
-        material, center, rotation, half, depth, tile = _fields(params, cls.LAYOUT)
+        material, center, rotation, half, depth, member = _fields(params, cls.LAYOUT)
         o, d = _to_local(center, rotation, origins, directions)
         t_near, t_far = _slab(o, d, half)
         t_enter = t_near.amax(0)
-        face_axis = (t_near == t_enter).float()
+        normal = (t_near == t_enter).float()  # the face axis
         t = _first_entry(t_enter, t_far.amin(0))
-        front = (face_axis[2] > 0) & (d[2] < 0) & (t < INF)
-        height, gradient = _atlas(group, origins.device)
-
-        def atlas_grid(x, y):
-            """Local x, y -> grid_sample coordinates of the panel's tile in the atlas (1 x N x 1 x 2)."""
-            texels = height.shape[-2]
-            u = (x / (2 * half[0]) + 0.5).clamp(0, 1)
-            v = (0.5 - y / (2 * half[1])).clamp(0, 1)
-            column = (tile * texels + u * (texels - 1)) * (2.0 / (len(group) * texels - 1)) - 1
-            return sampling_grid(column, v * 2 - 1)[:, :, None]
-
-        def gap(t_):  # height of the ray above the carved surface
-            x, y, z = o[0] + t_ * d[0], o[1] + t_ * d[1], o[2] + t_ * d[2]
-            carved = F.grid_sample(height, atlas_grid(x, y), align_corners=True).view(-1)
-            return z - (half[2] + depth * carved)
-
-        t_front = torch.where(front, t, 0.0)
-        # Along the ray, the carved layer spans from the front face down to `depth` below it.
-        t_bottom = t_front + depth / (-d[2]).clamp(min=1e-3)
-        t = torch.where(front, _first_crossing(gap, t_front, t_bottom, RELIEF_MARCH_LAYERS), t)
-
-        hit = o + t.nan_to_num(posinf=0.0) * d
-        slope = F.grid_sample(gradient, atlas_grid(hit[0], hit[1]), align_corners=True).view(2, -1)
-        texels = height.shape[-2] - 1
-        # Surface z = depth * height(u, v): metres of z per metre of x and y (v runs along -y).
-        dz_dx = depth * slope[0] * texels / (2 * half[0])
-        dz_dy = -depth * slope[1] * texels / (2 * half[1])
-        carved = normalized(torch.stack([-dz_dx, -dz_dy, torch.ones_like(dz_dx)]))
-        return t, _rotate(rotation, torch.where(front, carved, face_axis)), material
+        # Only rays entering through the front face see the carving; march those alone.
+        front = ((normal[2] > 0) & (d[2] < 0) & (t < INF)).nonzero().squeeze(1)
+        if len(front):
+            height, gradient, tile_of_member = _atlas(tuple(panel.height_map for panel in group), origins.device)
+            take = lambda x: x if x.shape[-1] == 1 else x.index_select(-1, front)  # noqa: E731
+            tile = tile_of_member.index_select(0, take(member).long())
+            t_carved, normal_carved = _carve(height, gradient, tile, take(o), take(d), take(half), take(depth),
+                                             t.index_select(0, front))
+            t = t.index_copy(0, front, t_carved)
+            normal = normal.index_copy(1, front, normal_carved)
+        return t, _rotate(rotation, normal), material
 
 
-def _atlas(group: list[ReliefPanel], device):
-    """The panels' height maps side by side (1 x 1 x N x kN) and their gradients (1 x 2 x N x kN)."""
-    height = np.concatenate([panel.height_map.height for panel in group], axis=1)
-    gradient = np.concatenate([panel.height_map.gradient for panel in group], axis=2)
-    return torch.as_tensor(height, device=device)[None, None], torch.as_tensor(gradient, device=device)[None]
+def _carve(height, gradient, tile, o, d, half, depth, t_front):
+    """Where rays entering a panel's front face at t_front meet its carved surface, and the surface normal there
+    (local frame); height and gradient are atlases of tiles side by side, `tile` each ray's tile."""
+    texels, atlas_columns = height.shape[-2], height.shape[-1]
+    # Local x -> atlas grid coordinate: clamp(x / width + 0.5, 0, 1) * column_scale + column_offset.
+    column_scale = 2.0 * (texels - 1) / (atlas_columns - 1)
+    column_offset = tile * (2.0 * texels / (atlas_columns - 1)) - 1
+
+    def lookup(texture, x, y):
+        u = (x / (2 * half[0]) + 0.5).clamp(0, 1)
+        v = (0.5 - y / (2 * half[1])).clamp(0, 1)
+        return sample_texture(texture, u * column_scale + column_offset, v * 2 - 1)
+
+    def gap(t):  # height of the ray above the carved surface
+        x, y, z = o[0] + t * d[0], o[1] + t * d[1], o[2] + t * d[2]
+        return z - (half[2] + depth * lookup(height, x, y)[0])
+
+    # Along the ray, the carved layer spans from the front face down to `depth` below it.
+    t_bottom = t_front + depth / (-d[2]).clamp(min=1e-3)
+    t = _first_crossing(gap, t_front, t_bottom, RELIEF_MARCH_LAYERS)
+    slope = lookup(gradient, o[0] + t * d[0], o[1] + t * d[1])
+    # Surface z = depth * height(u, v): metres of z per metre of x and y (v runs along -y).
+    dz_dx = depth * slope[0] * (texels - 1) / (2 * half[0])
+    dz_dy = -depth * slope[1] * (texels - 1) / (2 * half[1])
+    return t, normalized(torch.stack([-dz_dx, -dz_dy, torch.ones_like(dz_dx)]))
+
+
+@functools.lru_cache(maxsize=16)
+def _atlas(maps: tuple[HeightMap, ...], device):
+    """The distinct maps' heights side by side (1 x 1 x N x kN), their gradients (1 x 2 x N x kN), and the
+    tile of each entry of `maps`. Cached: every chunk of rays of a cast uses the same atlas."""
+    distinct = list(dict.fromkeys(maps))
+    height = np.concatenate([m.height for m in distinct], axis=1)
+    gradient = np.concatenate([m.gradient for m in distinct], axis=2)
+    tile = torch.tensor([float(distinct.index(m)) for m in maps], device=device)
+    return torch.as_tensor(height, device=device)[None, None], torch.as_tensor(gradient, device=device)[None], tile
 
 
 @dataclass(frozen=True, eq=False)
 class Terrain:
-    """Ground y = base_m + sum_k amplitude_k * sin(frequency_k . (x, z) + phase_k), out to max_distance_m.
-
-    Found by marching geometrically spaced samples through the height band, then secant refinement.
-    A scene has at most one terrain.
-    """
+    """Ground y = base_m + sum_k amplitude_k * sin(frequency_k . (x, z) + phase_k), out to max_distance_m,
+    with TERRAIN_WAVES waves. Found by marching geometrically spaced samples through the height band, then
+    secant refinement."""
 
     base_m: float
-    amplitudes_m: np.ndarray  # (K,)
-    frequencies_rad_per_m: np.ndarray  # (K, 2) along world x and z
-    phases_rad: np.ndarray  # (K,)
+    amplitudes_m: np.ndarray  # (TERRAIN_WAVES,)
+    frequencies_rad_per_m: np.ndarray  # (TERRAIN_WAVES, 2) along world x and z
+    phases_rad: np.ndarray  # (TERRAIN_WAVES,)
     max_distance_m: float
     material: int
     casts_shadow: bool = False
-    LAYOUT: ClassVar = (1,)
+    LAYOUT: ClassVar = (1, 1, 1, TERRAIN_WAVES, 2 * TERRAIN_WAVES, TERRAIN_WAVES)
 
     def params(self):
-        return _row(self.material)
+        return _row(self.material, self.base_m, self.max_distance_m, self.amplitudes_m, self.frequencies_rad_per_m,
+                    self.phases_rad)
 
     @classmethod
     def boxes(cls, table):
         return None
 
-    def _waves(self):
-        return [(float(a), float(fx), float(fz), float(p))
-                for a, (fx, fz), p in zip(self.amplitudes_m, self.frequencies_rad_per_m, self.phases_rad)]
-
-    def height(self, x, z):
-        total = torch.full_like(x, self.base_m)
-        for amplitude, fx, fz, phase in self._waves():
-            total = total + amplitude * torch.sin(fx * x + fz * z + phase)
-        return total
-
-    def normal(self, x, z):
-        slope_x, slope_z = torch.zeros_like(x), torch.zeros_like(x)
-        for amplitude, fx, fz, phase in self._waves():
-            wave = amplitude * torch.cos(fx * x + fz * z + phase)
-            slope_x, slope_z = slope_x + fx * wave, slope_z + fz * wave
-        return normalized(torch.stack([-slope_x, torch.ones_like(x), -slope_z]))
-
     @classmethod
     def intersect(cls, group, params, origins, directions):
-        (terrain,) = group
-        reach = float(np.abs(terrain.amplitudes_m).sum())
+        material, base, max_distance, amplitude, frequency, phase = _fields(params, cls.LAYOUT)
+        reach = sum(amplitude[k].abs() for k in range(TERRAIN_WAVES))
         dy = torch.where(directions[1].abs() < 1e-6, -1e-6, directions[1])
-        t_top = (terrain.base_m + reach - origins[1]) / dy
-        t_bottom = (terrain.base_m - reach - origins[1]) / dy
-        t_start = torch.minimum(t_top, t_bottom).clamp(min=NEAR_M, max=terrain.max_distance_m)
-        t_end = torch.maximum(t_top, t_bottom).clamp(min=NEAR_M, max=terrain.max_distance_m)
+        t_top, t_bottom = (base + reach - origins[1]) / dy, (base - reach - origins[1]) / dy
+        t_start = torch.minimum(torch.minimum(t_top, t_bottom).clamp(min=NEAR_M), max_distance)
+        t_end = torch.minimum(torch.maximum(t_top, t_bottom).clamp(min=NEAR_M), max_distance)
+        t = torch.full_like(t_start, INF)
+        normal = torch.zeros_like(directions)
+        # Only rays that pass through the terrain's height band can hit it (most rays above the horizon cannot).
+        active = (t_start < t_end).nonzero().squeeze(1)
+        if len(active):
+            take = lambda x: x if x.shape[-1] == 1 else x.index_select(-1, active)  # noqa: E731
+            waves = [(take(amplitude[k]), take(frequency[2 * k]), take(frequency[2 * k + 1]), take(phase[k]))
+                     for k in range(TERRAIN_WAVES)]
+            t_hit, normal_hit = _march_terrain(waves, take(base), take(origins), take(directions),
+                                               t_start.index_select(0, active), t_end.index_select(0, active))
+            t, normal = t.index_copy(0, active, t_hit), normal.index_copy(1, active, normal_hit)
+        return t, normal, material
 
-        def gap(t):
-            x, y, z = origins[0] + t * directions[0], origins[1] + t * directions[1], origins[2] + t * directions[2]
-            return y - terrain.height(x, z)
 
-        t = _first_crossing(gap, t_start, t_end, TERRAIN_MARCH_STEPS, geometric=True)
-        hit = origins + t.nan_to_num(posinf=0.0) * directions
-        return t, terrain.normal(hit[0], hit[2]), params[0]
+def _march_terrain(waves, base, origins, directions, t_start, t_end):
+    """First hits of rays with the sum-of-sines terrain between t_start and t_end, and the normals there."""
+
+    def gap(t):  # height of the ray above the terrain
+        x, z = origins[0] + t * directions[0], origins[2] + t * directions[2]
+        return origins[1] + t * directions[1] - base - sum(a * torch.sin(fx * x + fz * z + p) for a, fx, fz, p in waves)
+
+    # The gap shrinks by at most |dy| + steepest slope * |d_xz| per metre along the ray, so no hit comes
+    # before clearance / that: start the samples there instead of at the camera.
+    steepest = sum(a.abs() * torch.sqrt(fx * fx + fz * fz) for a, fx, fz, _ in waves)
+    closing_rate = directions[1].abs() + steepest * torch.sqrt(directions[0] ** 2 + directions[2] ** 2)
+    earliest = gap(torch.zeros_like(t_start)).clamp(min=0.0) / closing_rate.clamp(min=1e-6)
+    t = _first_crossing(gap, torch.minimum(torch.maximum(t_start, earliest), t_end), t_end, TERRAIN_MARCH_STEPS,
+                        geometric=True)
+    x = origins[0] + t.nan_to_num(posinf=0.0) * directions[0]
+    z = origins[2] + t.nan_to_num(posinf=0.0) * directions[2]
+    slope_x, slope_z = torch.zeros_like(t), torch.zeros_like(t)
+    for a, fx, fz, p in waves:
+        wave = a * torch.cos(fx * x + fz * z + p)
+        slope_x, slope_z = slope_x + fx * wave, slope_z + fz * wave
+    return t, normalized(torch.stack([-slope_x, torch.ones_like(t), -slope_z]))
 
 
 def _first_crossing(gap, t_start, t_end, steps: int, geometric: bool = False):

@@ -1,4 +1,11 @@
-"""Closest-hit ray casting of a primitive list, and shadows from an orthographic shadow map."""
+"""Closest-hit ray casting of primitives seen by several cameras at once, and shadows from shadow maps.
+
+A `View` is a camera and the primitive groups it sees: a scene's camera sees all of them, its sun's
+shadow-map camera only the shadow casters. `cast` handles any number of views (of any number of scenes)
+in one pass: for each primitive class it gathers the rays of every view that may hit one of its
+primitives and intersects them in cache-sized chunks, so the per-call cost of torch is paid per class and
+chunk, not per primitive, view or scene.
+"""
 
 from __future__ import annotations
 
@@ -10,33 +17,43 @@ import torch
 from betterdepth_engine.data.camera import Camera, camera_rays, look_at, screen_windows
 from betterdepth_engine.data.vectors import apply_rotation, as_column, concatenated_ranges, dot
 
-SHADOW_MAP_SIZE = 160
-RAY_CHUNK = 16384
+SHADOW_MAP_SIZE = 128
+RAY_CHUNK = 16384  # rays per intersection call: keeps every temporary in the CPU cache
 
 
 @dataclass
 class Hits:
-    """The closest hit per pixel: t in metres along the unit ray (inf = nothing hit), its unit normal
-    (3 x H x W, world space, facing the ray) and the material row (-1 = nothing hit)."""
+    """The closest hit per pixel of a view: t in metres along the unit ray (inf = nothing hit), its unit
+    normal (3 x H x W, world space, facing the ray) and the material row (-1 = nothing hit)."""
 
-    origins: torch.Tensor
+    origins: torch.Tensor  # 3 x H x W, or 3 x 1 x 1 for a pinhole camera
     directions: torch.Tensor
     t: torch.Tensor
     normal: torch.Tensor
     material: torch.Tensor
 
-    def points(self) -> torch.Tensor:
-        return self.origins + self.t.nan_to_num(posinf=0.0) * self.directions
-
 
 @dataclass
 class Group:
-    """All primitives of one class: their parameter rows (K x P) and covering boxes (None: unbounded)."""
+    """Primitives of one class: their parameter rows (K x P) and covering boxes (None: unbounded)."""
 
     kind: type
     members: list
     table: np.ndarray
     boxes: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # lows, highs (M x 3) and owner (M,)
+
+    def subset(self, keep: np.ndarray) -> Group | None:
+        """The members where keep is True (None if none are)."""
+        if not keep.any():
+            return None
+        table = self.table[keep]
+        return Group(self.kind, [m for m, k in zip(self.members, keep) if k], table, self.kind.boxes(table))
+
+
+@dataclass
+class View:
+    camera: Camera
+    groups: list[Group]
 
 
 def group_by_class(primitives: list) -> list[Group]:
@@ -50,54 +67,72 @@ def group_by_class(primitives: list) -> list[Group]:
     return groups
 
 
-def cast(camera: Camera, groups: list[Group], device) -> Hits:
-    """Closest hit of every pixel's ray.
+def cast(views: list[View], device) -> list[Hits]:
+    """The closest hit of every pixel's ray, for every view.
 
     Each primitive only tests the rays in its screen windows, and all primitives of a class are intersected
-    in one batched call, so the cost grows with the pixels covered rather than with the number of
-    primitives (a chair is a dozen of them).
+    in batched calls, so the cost grows with the pixels covered rather than with the number of primitives
+    (a chair is a dozen of them).
     """
-    origins, directions = camera_rays(camera, device)
-    height, width = camera.height, camera.width
-    pixel_count = height * width
+    rays = [camera_rays(view.camera, device) for view in views]
+    sizes = [view.camera.height * view.camera.width for view in views]
+    offsets = np.cumsum([0] + sizes)
+    # Per-ray origins: a pinhole camera's single origin is repeated for its rays.
+    origins = torch.cat([o.expand_as(d).reshape(3, -1) for o, d in rays], dim=1)
+    directions = torch.cat([d.reshape(3, -1) for _, d in rays], dim=1)
+    total = int(offsets[-1])
     # One extra slot at the end collects the writes of candidates that lose.
-    t = torch.full((pixel_count + 1,), float("inf"), device=device)
-    normal = torch.zeros((3, pixel_count + 1), device=device)
-    material = torch.full((pixel_count + 1,), -1.0, device=device)
-    for group in groups:
-        for pixels, params, ray_origins, ray_directions in _candidates(camera, group, origins, directions):
-            t_new, normal_new, material_new = group.kind.intersect(group.members, params, ray_origins, ray_directions)
+    t = torch.full((total + 1,), float("inf"), device=device)
+    normal = torch.zeros((3, total + 1), device=device)
+    material = torch.full((total + 1,), -1.0, device=device)
+    for kind, members, table, pixels, owner in _candidates_by_class(views, offsets):
+        table = torch.as_tensor(table.T, dtype=torch.float32, device=device).contiguous()  # P x K
+        pixels, owner = torch.as_tensor(pixels, device=device), torch.as_tensor(owner, device=device)
+        for start in range(0, len(pixels), RAY_CHUNK):
+            chunk = pixels[start:start + RAY_CHUNK]
+            params = table if len(members) == 1 else table.index_select(1, owner[start:start + RAY_CHUNK])
+            t_new, normal_new, material_new = kind.intersect(
+                members, params, origins.index_select(1, chunk), directions.index_select(1, chunk)
+            )
             # Keep the nearest hit per pixel; t only decreases, so later winners overwrite earlier ones.
             # (A miss on a pixel nothing has hit yet also "wins"; its t stays inf, so it changes nothing.)
-            t.scatter_reduce_(0, pixels, t_new, reduce="amin")
-            target = torch.where(t_new <= t.index_select(0, pixels), pixels, pixel_count)
-            normal.index_copy_(1, target, normal_new.expand(3, len(pixels)))
-            material.index_copy_(0, target, material_new.expand(len(pixels)))
-    t, normal, material = t[:-1].view(height, width), normal[:, :-1].view(3, height, width), material[:-1]
+            t.scatter_reduce_(0, chunk, t_new, reduce="amin")
+            losers = (t_new > t.index_select(0, chunk)).long()
+            target = chunk + (total - chunk) * losers  # losers write to the spare slot (cheaper than where)
+            normal.index_copy_(1, target, normal_new.expand(3, len(chunk)))
+            material.index_copy_(0, target, material_new.expand(len(chunk)))
     # Shading wants the side of the surface that the ray sees (room walls are seen from inside).
-    facing = torch.where(dot(normal, directions) > 0, -1.0, 1.0)
-    return Hits(origins, directions, t, normal * facing, material.view(height, width).long())
+    normal = normal[:, :-1] * torch.where(dot(normal[:, :-1], directions) > 0, -1.0, 1.0)
+    hits = []
+    for view, (view_origins, view_directions), start, stop in zip(views, rays, offsets[:-1], offsets[1:]):
+        shape = (view.camera.height, view.camera.width)
+        hits.append(Hits(view_origins, view_directions, t[start:stop].view(shape), normal[:, start:stop].view(3, *shape),
+                         material[start:stop].view(shape).long()))
+    return hits
 
 
-def _candidates(camera: Camera, group: Group, origins, directions):
-    """Chunks (pixels, per-ray params, origins, directions) of the rays that the group's primitives may hit.
+def _candidates_by_class(views: list[View], offsets):
+    """Per primitive class: (kind, members, table with an index column, pixels, owner).
 
-    Chunks keep every temporary of an intersection in the CPU cache, which is several times faster.
+    pixels are the flat indices (into all views' pixels) of the rays each member's windows cover, and
+    owner the member each ray belongs to. Members seen by several views appear once per view.
     """
-    pixels, owner = _window_pixels(camera, group)
-    if len(pixels) == 0:
-        return
-    device = directions.device
-    pixels, owner = torch.as_tensor(pixels, device=device), torch.as_tensor(owner, device=device)
-    with_index = np.concatenate([group.table, np.arange(len(group.members))[:, None]], axis=1)
-    table = torch.as_tensor(with_index.T, dtype=torch.float32, device=device).contiguous()  # P x K
-    flat_origins, flat_directions = origins.reshape(3, -1), directions.reshape(3, -1)
-    for start in range(0, len(pixels), RAY_CHUNK):
-        chunk = pixels[start:start + RAY_CHUNK]
-        params = table if len(group.members) == 1 else table.index_select(1, owner[start:start + RAY_CHUNK])
-        # A pinhole's rays share one origin (3 x 1), which broadcasts.
-        ray_origins = flat_origins if flat_origins.shape[1] == 1 else flat_origins.index_select(1, chunk)
-        yield chunk, params, ray_origins, flat_directions.index_select(1, chunk)
+    by_kind: dict = {}
+    for view, offset in zip(views, offsets):
+        for group in view.groups:
+            by_kind.setdefault(group.kind, []).append((view.camera, offset, group))
+    for kind, entries in by_kind.items():
+        members, tables, pixels, owner = [], [], [], []
+        for camera, offset, group in entries:
+            view_pixels, view_owner = _window_pixels(camera, group)
+            pixels.append(view_pixels + offset)
+            owner.append(view_owner + len(members))
+            tables.append(group.table)
+            members += group.members
+        pixels = np.concatenate(pixels)
+        if len(pixels):
+            table = np.concatenate(tables)
+            yield kind, members, np.concatenate([table, np.arange(len(table))[:, None]], axis=1), pixels, np.concatenate(owner)
 
 
 def _window_pixels(camera: Camera, group: Group) -> tuple[np.ndarray, np.ndarray]:
@@ -120,9 +155,11 @@ def _window_pixels(camera: Camera, group: Group) -> tuple[np.ndarray, np.ndarray
     return pixels, np.repeat(owner[row_window], run_length)
 
 
-def shadow_camera(groups: list[Group], toward_light: np.ndarray, near_m: np.ndarray, range_m: float) -> Camera | None:
-    """An orthographic camera looking along the light that frames the casters within range_m of near_m."""
-    boxes = [g.boxes for g in groups if g.boxes is not None]
+def shadow_view(groups: list[Group], toward_light: np.ndarray, near_m: np.ndarray, range_m: float) -> View | None:
+    """An orthographic camera looking along the light, framing the shadow casters within range_m of near_m
+    (so that the map stays sharp outdoors), and the casters; None if there are none."""
+    casters = [c for c in (g.subset(np.array([m.casts_shadow for m in g.members])) for g in groups) if c]
+    boxes = [g.boxes for g in casters if g.boxes is not None]
     if not boxes:
         return None
     lows, highs = np.concatenate([b[0] for b in boxes]), np.concatenate([b[1] for b in boxes])
@@ -137,34 +174,37 @@ def shadow_camera(groups: list[Group], toward_light: np.ndarray, near_m: np.ndar
     metres_per_px = max(extent[0], extent[1]) / (SHADOW_MAP_SIZE - 2)
     centre = 0.5 * (in_light.max(axis=0) + in_light.min(axis=0))
     centre[2] = in_light[:, 2].min() - 1.0  # image plane just in front of every framed caster
-    return Camera(rotation, rotation @ centre, SHADOW_MAP_SIZE, SHADOW_MAP_SIZE, metres_per_px=metres_per_px)
+    camera = Camera(rotation, rotation @ centre, SHADOW_MAP_SIZE, SHADOW_MAP_SIZE, metres_per_px=metres_per_px)
+    return View(camera, casters)
 
 
-def sunlit_fraction(points, normal, casters: list, toward_light: np.ndarray, camera_position_m, range_m: float):
-    """Per pixel, 1 where the light reaches the surface point and 0 in shadow (soft at shadow edges).
+@dataclass
+class ShadowMap:
+    """Distance from an orthographic light camera's image plane to the nearest caster, per texel (inf: none)."""
 
-    Renders the casters' distance from the light into a shadow map framing those within range_m of the
-    camera (so it stays sharp outdoors), then compares each point's own distance, with bilinear
-    percentage-closer filtering; a slope-scaled bias stops surfaces from shadowing themselves.
-    """
-    groups = group_by_class(casters)
-    camera = shadow_camera(groups, toward_light, camera_position_m, range_m)
-    if camera is None:
-        return torch.ones_like(points[0])
-    light_hits = cast(camera, groups, points.device)
-    in_light = apply_rotation(camera.world_from_camera.T, points - as_column(camera.position_m, points))
-    col = in_light[0] / camera.metres_per_px + 0.5 * camera.width - 0.5
-    row = in_light[1] / camera.metres_per_px + 0.5 * camera.height - 0.5
-    cos_light = dot(normal, as_column(toward_light, points)).clamp(min=0.05)
-    tan_light = torch.sqrt(1 - cos_light**2) / cos_light
-    bias_m = camera.metres_per_px * (1.0 + 1.5 * tan_light.clamp(max=4.0)) + 0.002
-    lit = torch.zeros_like(col)
-    col0, row0 = torch.floor(col), torch.floor(row)
-    for d_row in (0, 1):
-        for d_col in (0, 1):
-            r = (row0 + d_row).clamp(0, camera.height - 1).long()
-            c = (col0 + d_col).clamp(0, camera.width - 1).long()
-            weight = (1 - (col - col0 - d_col).abs()) * (1 - (row - row0 - d_row).abs())
-            occluder_t = light_hits.t.view(-1).index_select(0, (r * camera.width + c).view(-1)).view_as(r)
-            lit = lit + weight * (in_light[2] <= occluder_t + bias_m).float()
-    return lit
+    camera: Camera
+    distance_m: torch.Tensor  # flat, H * W
+
+    def sunlit(self, points: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+        """1 where the light reaches a surface point, 0 in shadow, soft at shadow edges (points: 3 x N).
+
+        Compares each point's own distance from the image plane with the map's, over the 4 nearest texels
+        weighted bilinearly (percentage-closer filtering); a slope-scaled bias stops self-shadowing.
+        """
+        camera = self.camera
+        in_light = apply_rotation(camera.world_from_camera.T, points - as_column(camera.position_m, points))
+        col = in_light[0] / camera.metres_per_px + (0.5 * camera.width - 0.5)
+        row = in_light[1] / camera.metres_per_px + (0.5 * camera.height - 0.5)
+        cos_light = dot(normal, as_column(camera.forward, normal)).abs().clamp(min=0.05)
+        tan_light = torch.sqrt(1 - cos_light * cos_light) / cos_light
+        distance_m = in_light[2] - camera.metres_per_px * (1.0 + 1.5 * tan_light.clamp(max=4.0)) - 0.002
+        col0, row0 = torch.floor(col), torch.floor(row)
+        col_weight, row_weight = col - col0, row - row0
+        lit = torch.zeros_like(col)
+        for d_row, w_row in ((0, 1 - row_weight), (1, row_weight)):
+            texel_row = (row0 + d_row).clamp(0, camera.height - 1) * camera.width
+            for d_col, w_col in ((0, 1 - col_weight), (1, col_weight)):
+                texel = (texel_row + (col0 + d_col).clamp(0, camera.width - 1)).long()
+                occluder = self.distance_m.index_select(0, texel)
+                lit = lit + (w_row * w_col) * (distance_m <= occluder).float()
+        return lit

@@ -7,6 +7,7 @@ are one to a few pixels wide at typical distances: the detail a depth refiner mu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,18 +20,23 @@ from betterdepth_engine.data.primitives import (
     Plane,
     ReliefPanel,
     Room,
+    TERRAIN_WAVES,
     Sphere,
     Terrain,
     Torus,
     WireGrid,
 )
 from betterdepth_engine.data.shading import Lighting
-from betterdepth_engine.data.textures import Material, hsv_to_linear_rgb, lettering_mask, random_material
+from betterdepth_engine.data.textures import BANK_SEED, Material, hsv_to_linear_rgb, lettering_mask, random_material
+from betterdepth_engine.data.vectors import cross
 
 SCENE_KINDS = ("room", "outdoor", "still_life", "relief_wall")
 SCENE_KIND_WEIGHTS = (0.35, 0.3, 0.2, 0.15)
 HEIGHT_MAP_SIZE = 128
+HEIGHT_MAP_BANK_SIZE = 24  # per relief kind
+RELIEF_KINDS = ("letters", "bumps", "ridges", "tiles", "noise")
 IDENTITY = np.eye(3)
+MIN_THIN_PX = 0.8  # thin parts are at least this wide where they are placed
 
 
 @dataclass
@@ -50,6 +56,7 @@ class _Builder:
         self.rng = rng
         self.materials: list[Material] = []
         self.primitives: list = []
+        self.camera: Camera | None = None  # once placed, thin parts are widened to stay visible
 
     def material(self, patterns=None) -> int:
         """A new random material, or (sometimes) an existing one, so that depth edges need not be colour edges."""
@@ -60,6 +67,19 @@ class _Builder:
 
     def add(self, primitive) -> None:
         self.primitives.append(primitive)
+
+    def thin_radius(self, radius_m: float, at_m) -> float:
+        """radius_m, widened where needed so that a thin part at `at_m` is at least MIN_THIN_PX wide in the
+        image: thinner ones would be drawn as broken dashes (one ray per pixel, no anti-aliasing)."""
+        if self.camera is None:
+            return radius_m
+        depth = float(np.dot(np.asarray(at_m) - self.camera.position_m, self.camera.forward))
+        return max(radius_m, 0.5 * MIN_THIN_PX * abs(depth) / self.camera.focal_px)
+
+    def rod(self, start, end, radius_m: float, material: int) -> None:
+        """A thin cylinder between two points (legs, poles, wires, rails), at least MIN_THIN_PX wide mid-way."""
+        middle = 0.5 * (np.asarray(start, np.float64) + np.asarray(end, np.float64))
+        self.add(rod(start, end, self.thin_radius(radius_m, middle), material))
 
 
 # ---------------------------------------------------------------- small geometry helpers
@@ -72,11 +92,11 @@ def rotation_y(angle_rad: float) -> np.ndarray:
 
 def rotation_z_to(axis) -> np.ndarray:
     """A rotation taking local +Z onto `axis` (for cylinders and tori)."""
-    z = np.asarray(axis, np.float64) / np.linalg.norm(axis)
+    z = np.asarray(axis, np.float64) / np.sqrt(np.dot(axis, axis))
     helper = np.array([1.0, 0.0, 0.0]) if abs(z[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    x = np.cross(helper, z)
-    x /= np.linalg.norm(x)
-    return np.stack([x, np.cross(z, x), z], axis=1)
+    x = cross(helper, z)
+    x /= np.sqrt(np.dot(x, x))
+    return np.stack([x, cross(z, x), z], axis=1)
 
 
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -127,13 +147,19 @@ def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
     return np.fft.ifft2(np.fft.fft2(image) * np.exp(-2 * (np.pi * sigma_px) ** 2 * frequency)).real
 
 
-def random_height_map(rng: np.random.Generator, kind: str | None = None) -> HeightMap:
+def random_height_map(rng: np.random.Generator) -> HeightMap:
+    """One of the bank's carving patterns (each is made once per process, on first use)."""
+    return banked_height_map(str(rng.choice(RELIEF_KINDS)), int(rng.integers(HEIGHT_MAP_BANK_SIZE)))
+
+
+@functools.lru_cache(maxsize=None)
+def banked_height_map(kind: str, index: int) -> HeightMap:
     """Carving patterns in [-1, 0]: lettering (engraved or raised), bumps, ridges, tiles or rough noise.
 
     A flat frame at height 0 borders every pattern, so the carving never reaches the panel's sides.
     """
+    rng = np.random.default_rng([BANK_SEED, RELIEF_KINDS.index(kind), index])
     n = HEIGHT_MAP_SIZE
-    kind = kind or str(rng.choice(["letters", "bumps", "ridges", "tiles", "noise"]))
     rows, cols = np.mgrid[0:n, 0:n] / n
     if kind == "letters":
         letters = lettering_mask(rng, n, n, lines=int(rng.integers(2, 5)))
@@ -187,7 +213,7 @@ def add_table(b: _Builder, center_xz, floor_y, angle) -> float:
         for sz in (-1, 1):
             foot = local_point(origin, angle, [sx * (width / 2 - 2 * leg), 0, sz * (depth / 2 - 2 * leg)])
             if round_legs:
-                b.add(rod(foot, foot + [0, top_y - thickness, 0], leg, wood))
+                b.rod(foot, foot + [0, top_y - thickness, 0], leg, wood)
             else:
                 b.add(Box(foot + [0, (top_y - thickness) / 2, 0], rotation_y(angle),
                           np.array([leg, (top_y - thickness) / 2, leg]), wood))
@@ -206,7 +232,7 @@ def add_chair(b: _Builder, center_xz, floor_y, angle) -> None:
     for sx, sz in corners:
         foot = local_point(origin, angle, [sx * (seat / 2 - leg), 0, sz * (seat / 2 - leg)])
         top = seat_y + (back_height if sz > 0 else 0.0)  # the back legs continue up as the back posts
-        b.add(rod(foot, foot + [0, top, 0], leg, frame))
+        b.rod(foot, foot + [0, top, 0], leg, frame)
     back_z = seat / 2 - leg
     if rng.uniform() < 0.5:  # horizontal slats
         for k in range(int(rng.integers(1, 4))):
@@ -218,7 +244,7 @@ def add_chair(b: _Builder, center_xz, floor_y, angle) -> None:
                   np.array([seat / 2, 0.02, 0.015]), frame))
         for x in np.linspace(-seat / 2 + 0.08, seat / 2 - 0.08, int(rng.integers(2, 7))):
             bottom = local_point(origin, angle, [x, seat_y, back_z])
-            b.add(rod(bottom, bottom + [0, back_height, 0], leg * 0.6, frame))
+            b.rod(bottom, bottom + [0, back_height, 0], leg * 0.6, frame)
 
 
 def add_shelf(b: _Builder, center_xz, floor_y, angle) -> None:
@@ -242,7 +268,7 @@ def add_lamp(b: _Builder, center_xz, floor_y) -> None:
     metal = b.material()
     base = np.array([center_xz[0], floor_y, center_xz[1]])
     b.add(Cylinder(base + [0, 0.015, 0], rotation_z_to([0, 1, 0]), rng.uniform(0.1, 0.2), 0.015, metal))
-    b.add(rod(base, base + [0, height, 0], pole, metal))
+    b.rod(base, base + [0, height, 0], pole, metal)
     shade = b.material()
     if rng.uniform() < 0.5:
         b.add(Sphere(base + [0, height + 0.12, 0], rng.uniform(0.1, 0.2), shade))
@@ -269,7 +295,7 @@ def add_prop(b: _Builder, bottom, max_size: float) -> None:
         b.add(Torus(bottom + [0, size / 2, 0], rotation_z_to(rng.normal(size=3)), size / 2 - minor, minor, material))
     else:
         tip = bottom + [rng.normal(0, 0.3) * size, size * 1.5, rng.normal(0, 0.3) * size]
-        b.add(rod(bottom, tip, rng.uniform(0.003, 0.008), material))
+        b.rod(bottom, tip, rng.uniform(0.003, 0.008), material)
 
 
 def add_random_solid(b: _Builder, center, size_m: float) -> None:
@@ -290,11 +316,12 @@ def add_random_solid(b: _Builder, center, size_m: float) -> None:
     elif kind == "rod":
         direction = rng.normal(size=3)
         direction *= size_m / np.linalg.norm(direction)
-        b.add(rod(center - direction, center + direction, size_m * rng.uniform(0.005, 0.03), material))
+        b.rod(center - direction, center + direction, size_m * rng.uniform(0.005, 0.03), material)
     elif kind == "grid":
         spacing = size_m * rng.uniform(0.05, 0.2)
+        radius = b.thin_radius(spacing * rng.uniform(0.05, 0.2), center)
         b.add(WireGrid(center, random_rotation(rng), (size_m / 2, size_m / 2), (spacing, spacing * rng.choice([0, 1, 1])),
-                       spacing * rng.uniform(0.05, 0.2), material))
+                       min(radius, 0.3 * spacing), material))
     else:
         b.add(relief_panel(rng, center, random_rotation(rng), size_m, size_m * rng.uniform(0.4, 1.0), material))
 
@@ -315,16 +342,17 @@ def add_fence(b: _Builder, start, direction, ground_height, length_m: float) -> 
         if square_posts:
             b.add(Box(foot + [0, height / 2, 0], rotation_y(angle), np.array([post, height / 2, post]), posts))
         else:
-            b.add(rod(foot, foot + [0, height, 0], post, posts))
+            b.rod(foot, foot + [0, height, 0], post, posts)
     mesh = rng.uniform() < 0.5
     for a, c in zip(feet[:-1], feet[1:]):
         if mesh:
             spacing = rng.uniform(0.04, 0.2)
             center = 0.5 * (a + c) + [0, height / 2, 0]
-            b.add(WireGrid(center, rotation_y(angle), (post_gap / 2 - post, height / 2), (spacing, spacing), rng.uniform(0.002, 0.006), wire))
+            radius = min(b.thin_radius(rng.uniform(0.002, 0.006), center), 0.3 * spacing)
+            b.add(WireGrid(center, rotation_y(angle), (post_gap / 2 - post, height / 2), (spacing, spacing), radius, wire))
         else:
             for y in np.linspace(0.25, 0.95, int(rng.integers(2, 5))) * height:
-                b.add(rod(a + [0, y, 0], c + [0, y, 0], rng.uniform(0.003, 0.012), wire))
+                b.rod(a + [0, y, 0], c + [0, y, 0], rng.uniform(0.003, 0.012), wire)
 
 
 def add_power_line(b: _Builder, start, direction, ground_height, rng_span=(15.0, 35.0)) -> None:
@@ -333,13 +361,13 @@ def add_power_line(b: _Builder, start, direction, ground_height, rng_span=(15.0,
     pole_height, span = rng.uniform(6, 10), rng.uniform(*rng_span)
     pole, wire = b.material(), b.material()
     direction = np.asarray(direction, np.float64) / np.linalg.norm(direction)
-    side = np.cross(direction, [0, 1, 0])
+    side = cross(direction, [0, 1, 0])
     feet = [np.asarray(start, np.float64) + k * span * direction for k in range(int(rng.integers(2, 4)))]
     feet = [np.array([f[0], ground_height(f[0], f[2]), f[2]]) for f in feet]
     arm_half = rng.uniform(0.6, 1.2)
     for foot in feet:
-        b.add(rod(foot, foot + [0, pole_height, 0], rng.uniform(0.1, 0.15), pole))
-        b.add(rod(foot + [0, pole_height - 0.3, 0] - arm_half * side, foot + [0, pole_height - 0.3, 0] + arm_half * side, 0.05, pole))
+        b.rod(foot, foot + [0, pole_height, 0], rng.uniform(0.1, 0.15), pole)
+        b.rod(foot + [0, pole_height - 0.3, 0] - arm_half * side, foot + [0, pole_height - 0.3, 0] + arm_half * side, 0.05, pole)
     for offset in np.linspace(-arm_half * 0.9, arm_half * 0.9, int(rng.integers(2, 4))):
         sag = rng.uniform(0.3, 1.0)
         for a, c in zip(feet[:-1], feet[1:]):
@@ -348,7 +376,7 @@ def add_power_line(b: _Builder, start, direction, ground_height, rng_span=(15.0,
             points = [ends[0] + (ends[1] - ends[0]) * k / pieces - [0, sag * 4 * (k / pieces) * (1 - k / pieces), 0]
                       for k in range(pieces + 1)]
             for p, q in zip(points[:-1], points[1:]):
-                b.add(rod(p, q, rng.uniform(0.008, 0.02), wire))
+                b.rod(p, q, rng.uniform(0.008, 0.02), wire)
 
 
 def add_tree(b: _Builder, foot) -> None:
@@ -356,13 +384,13 @@ def add_tree(b: _Builder, foot) -> None:
     height, trunk = rng.uniform(2.5, 8.0), rng.uniform(0.08, 0.3)
     bark, leaves = b.material(), b.material(patterns=("noise",))
     foot = np.asarray(foot, np.float64)
-    b.add(rod(foot, foot + [0, height, 0], trunk, bark))
+    b.rod(foot, foot + [0, height, 0], trunk, bark)
     for _ in range(int(rng.integers(1, 5))):
         crown = foot + [rng.normal(0, 0.4), height * rng.uniform(0.75, 1.0), rng.normal(0, 0.4)]
         b.add(Sphere(crown, height * rng.uniform(0.15, 0.35), leaves))
     for _ in range(int(rng.integers(0, 4))):  # bare branches
         start = foot + [0, height * rng.uniform(0.4, 0.8), 0]
-        b.add(rod(start, start + rng.normal(0, 1, 3) * [1, 0.3, 1] + [0, 0.5, 0], trunk * 0.25, bark))
+        b.rod(start, start + rng.normal(0, 1, 3) * [1, 0.3, 1] + [0, 0.5, 0], trunk * 0.25, bark)
 
 
 # ---------------------------------------------------------------- lighting
@@ -401,6 +429,7 @@ def room_scene(rng, height, width) -> Scene:
     position = np.array([rng.uniform(-0.4, 0.4) * size[0], rng.uniform(0.9, 1.9), -size[2] / 2 + rng.uniform(0.3, 1.2)])
     target = np.array([rng.uniform(-0.4, 0.4) * size[0], rng.uniform(0.0, 1.4), rng.uniform(0.0, 0.5) * size[2]])
     camera = random_camera(rng, height, width, position, target, fov_deg=(45.0, 90.0))
+    b.camera = camera
 
     def free_spot():
         return rng.uniform(-0.4, 0.4) * size[0], rng.uniform(-0.35, 0.45) * size[2]
@@ -429,12 +458,13 @@ def room_scene(rng, height, width) -> Scene:
             b.add(relief_panel(rng, center, rotation, panel_w, panel_h, b.material(), mounted=True))
         else:
             spacing = rng.uniform(0.03, 0.15)
+            radius = min(b.thin_radius(rng.uniform(0.004, 0.012), center), 0.3 * spacing)
             b.add(WireGrid(center + rotation[:, 2] * rng.uniform(0.03, 0.2), rotation, (panel_w / 2, panel_h / 2),
-                           (spacing, spacing * rng.choice([0, 1])), rng.uniform(0.004, 0.012), b.material()))
+                           (spacing, spacing * rng.choice([0, 1])), radius, b.material()))
     for _ in range(int(rng.integers(0, 3))):  # cables across the room
         a = np.array([rng.uniform(-0.5, 0.5) * size[0], size[1] - 0.05, rng.uniform(-0.3, 0.5) * size[2]])
         c = np.array([rng.uniform(-0.5, 0.5) * size[0], rng.uniform(0.5, size[1]), rng.uniform(-0.3, 0.5) * size[2]])
-        b.add(rod(a, c, rng.uniform(0.003, 0.01), b.material()))
+        b.rod(a, c, rng.uniform(0.003, 0.01), b.material())
     return Scene("room", camera, random_lighting(rng, outdoor=open_top), max_depth_m=30.0,
                  materials=b.materials, primitives=b.primitives)
 
@@ -444,7 +474,7 @@ def _ground(b: _Builder, rng, max_depth_m):
     ground_material = b.material(("noise", "plain", "stripes", "tiles"))
     if rng.uniform() < 0.5:
         return Plane(np.array([0.0, 1.0, 0.0]), 0.0, ground_material), lambda x, z: 0.0
-    count = 4
+    count = TERRAIN_WAVES
     amplitudes = np.array([log_uniform(rng, 0.5, 8.0) / 2**k for k in range(count)])
     wavelengths = np.array([rng.uniform(30, 120) / 2**k for k in range(count)])
     angles = rng.uniform(0, 2 * np.pi, count)
@@ -469,10 +499,11 @@ def outdoor_scene(rng, height, width) -> Scene:
     position = np.array([0.0, ground_height(0.0, 0.0) + eye_height, 0.0])
     target = position + forward * 10 + [0, rng.uniform(-4.0, 1.0) - 0.2 * eye_height, 0]
     camera = random_camera(rng, height, width, position, target)
+    b.camera = camera
 
     def on_ground(distance_m, spread):
         """A ground point about distance_m ahead, spread sideways by up to `spread` of the distance."""
-        side = np.cross(forward, [0, 1, 0])
+        side = cross(forward, [0, 1, 0])
         p = position + forward * distance_m + side * rng.uniform(-spread, spread) * distance_m
         return np.array([p[0], ground_height(p[0], p[2]), p[2]])
 
@@ -512,6 +543,7 @@ def still_life_scene(rng, height, width) -> Scene:
         floor_y, eye = 0.0, np.array([0.0, rng.uniform(0.5, 3.0), 0.0])
     target = eye + [rng.uniform(-1, 1), rng.uniform(-1.5, 0.2), rng.uniform(2, 4)]
     camera = random_camera(rng, height, width, eye, target)
+    b.camera = camera
     for _ in range(int(rng.integers(6, 20))):
         depth = log_uniform(rng, 0.6, 15.0)
         center = point_in_view(rng, camera, depth)
@@ -535,6 +567,7 @@ def relief_wall_scene(rng, height, width) -> Scene:
     eye[1] = max(eye[1], 0.2)
     target = wall_center + rng.uniform(-0.2, 0.2, 3) * wall_size * [1, 1, 0]
     camera = random_camera(rng, height, width, eye, target, fov_deg=(35.0, 75.0))
+    b.camera = camera
     for _ in range(int(rng.integers(0, 5))):
         depth = distance * rng.uniform(0.3, 0.9)
         add_random_solid(b, point_in_view(rng, camera, depth), depth * log_uniform(rng, 0.05, 0.3))

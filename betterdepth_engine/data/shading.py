@@ -1,5 +1,6 @@
 """Lighting: a sun (directional, with cast shadows) plus hemisphere ambient, a procedural sky, fog, and the
-camera's response (auto exposure, tone curve, sensor noise). Radiance is linear RGB; the output is sRGB-like."""
+camera's response (auto exposure, tone curve, sensor noise). Radiance is linear RGB; the output display values
+use gamma 2."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from betterdepth_engine.data.vectors import as_column, dot, sampling_grid
+from betterdepth_engine.data.vectors import as_column, dot, sample_texture
+
+FADE_START = 0.8  # surfaces fade into the sky from this fraction of a scene's max depth
 
 
 @dataclass(frozen=True)
@@ -41,27 +43,27 @@ def sky(directions, lighting: Lighting, noise: torch.Tensor) -> torch.Tensor:
     # Clouds: noise on a flat cloud layer, projected along the ray; they thin out toward the horizon.
     height = elevation + 0.05
     wrap = lambda c: torch.remainder(c * 0.15 + 1, 2) - 1  # noqa: E731  (the noise tiles)
-    grid = sampling_grid(wrap(directions[0] / height), wrap(directions[2] / height))
-    density = F.grid_sample(noise[:, :1], grid, align_corners=True)[0, 0]
+    density = sample_texture(noise[:, :1], wrap(directions[0] / height), wrap(directions[2] / height))[0]
     cover = ((density - 1 + lighting.cloud_cover) * 3).clamp(0, 1) * torch.sqrt(elevation).clamp(max=1)
     cloud_rgb = as_column(lighting.sky_rgb + lighting.sun_rgb * 0.25, directions)
     return color + (cloud_rgb - color) * cover
 
 
 def add_fog(radiance, distance_m, background, lighting: Lighting, max_depth_m: float) -> torch.Tensor:
-    """Blend toward the sky with distance; surfaces also fade out over the last 20% before max_depth_m,
-    so the far limit (beyond which pixels are invalid) shows as haze rather than a cut."""
-    clear = ((max_depth_m - distance_m) / (0.2 * max_depth_m)).clamp(0.0, 1.0)
+    """Blend toward the sky with distance; surfaces also fade out between FADE_START * max_depth_m and
+    max_depth_m, so the far limit (beyond which pixels are invalid) shows as haze rather than a cut."""
+    clear = ((max_depth_m - distance_m) / ((1 - FADE_START) * max_depth_m)).clamp(0.0, 1.0)
     if np.isfinite(lighting.fog_distance_m):
         clear = clear * torch.exp(-distance_m / lighting.fog_distance_m)
     return background + (radiance - background) * clear
 
 
 def camera_response(radiance, unit_noise, brightness: float, noise_std: float) -> torch.Tensor:
-    """Linear radiance -> display values in [0, 1]: exposure to a target mean luminance, a filmic shoulder,
-    gamma, then sensor noise (unit_noise: standard normal, the image's shape)."""
+    """Linear radiance (3 x ...) -> display values in [0, 1]: exposure to a target mean luminance, a filmic
+    shoulder, gamma 2 (close to sRGB, and a cheap square root), then sensor noise of standard deviation
+    noise_std (unit_noise: zero mean, unit variance, the radiance's shape)."""
     luminance = (0.2126 * radiance[0] + 0.7152 * radiance[1] + 0.0722 * radiance[2]).mean()
     exposed = radiance * (brightness / luminance.clamp(min=1e-4))
     toned = exposed * 1.6 / (1.0 + exposed)  # keeps bright sunlit areas from clipping flat
-    display = toned.clamp(0.0, 1.0) ** (1 / 2.2)
+    display = torch.sqrt(toned.clamp(0.0, 1.0))
     return (display + noise_std * unit_noise).clamp(0.0, 1.0)

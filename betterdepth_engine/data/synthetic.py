@@ -21,13 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from betterdepth_engine.data.raycast import cast, group_by_class, sunlit_fraction
-from betterdepth_engine.data.scenes import Scene, random_scene
-from betterdepth_engine.data.shading import add_fog, camera_response, shade, sky
-from betterdepth_engine.data.textures import albedo, scene_textures
+from betterdepth_engine.data.raycast import Hits, ShadowMap, View, cast, group_by_class, shadow_view
+from betterdepth_engine.data.scenes import HEIGHT_MAP_BANK_SIZE, RELIEF_KINDS, Scene, banked_height_map, random_scene
+from betterdepth_engine.data.shading import FADE_START, add_fog, camera_response, shade, sky
+from betterdepth_engine.data.textures import TEXTURE_BANK_SIZE, albedo, banked_textures, scene_textures
 from betterdepth_engine.data.vectors import dot
 
 VALIDATION_SEED_START = 10**9
+PIXEL_CHUNK = 16384
 SHADOW_RANGE_M = 30.0  # the shadow map frames casters this close to the camera (farther ones may cast none)
 
 
@@ -51,32 +52,83 @@ def seed_for(split: str, index: int) -> int:
     raise ValueError(f"split must be 'train' or 'val', not {split!r}")
 
 
+def fill_banks() -> None:
+    """Make every banked texture and relief pattern now (about a second) rather than on first use, so that
+    generation speed is steady from the first scene (the dataset does this in each worker)."""
+    for index in range(TEXTURE_BANK_SIZE):
+        banked_textures(index)
+    for kind in RELIEF_KINDS:
+        for index in range(HEIGHT_MAP_BANK_SIZE):
+            banked_height_map(kind, index)
+
+
 def generate_scene(seed: int, height: int, width: int, device="cpu", kind: str | None = None) -> SyntheticSample:
     """Build and render the scene of `seed` (layout `kind`, or one drawn from the seed)."""
-    rng = np.random.default_rng(seed)
-    scene = random_scene(rng, height, width, kind)
-    return render(scene, rng, seed, device)
+    return generate_scenes([seed], height, width, device, kind)[0]
 
 
-def render(scene: Scene, rng: np.random.Generator, seed: int, device="cpu") -> SyntheticSample:
-    textures = scene_textures(rng, device)
-    brightness, noise_std = rng.uniform(0.2, 0.4), rng.uniform(0.0, 0.02)
-    hits = cast(scene.camera, group_by_class(scene.primitives), device)
+def generate_scenes(seeds, height: int, width: int, device="cpu", kind: str | None = None) -> list[SyntheticSample]:
+    """generate_scene for several seeds; their rays are cast together, which is cheaper per scene."""
+    jobs = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        jobs.append((random_scene(rng, height, width, kind), rng, seed))  # appearance continues the stream
+    return _render(jobs, device)
+
+
+def render_scene(scene: Scene, seed: int = 0, device="cpu") -> SyntheticSample:
+    """Render a scene built by hand (textures, exposure and sensor noise are drawn from `seed`)."""
+    return _render([(scene, np.random.default_rng(seed), seed)], device)[0]
+
+
+def _render(jobs: list[tuple[Scene, np.random.Generator, int]], device) -> list[SyntheticSample]:
+    prepared, views = [], []
+    for scene, rng, seed in jobs:
+        groups = group_by_class(scene.primitives)
+        shadow = shadow_view(groups, scene.lighting.toward_sun, scene.camera.position_m, SHADOW_RANGE_M)
+        views += [View(scene.camera, groups)] + ([shadow] if shadow else [])
+        prepared.append((seed, scene, shadow, scene_textures(rng, device), rng.uniform(0.2, 0.4), rng.uniform(0.0, 0.02)))
+    hits = iter(cast(views, device))
+    samples = []
+    for seed, scene, shadow, textures, brightness, noise_std in prepared:
+        camera_hits = next(hits)
+        shadow_map = ShadowMap(shadow.camera, next(hits).t.reshape(-1)) if shadow else None
+        samples.append(_shade(seed, scene, camera_hits, shadow_map, textures, brightness, noise_std, device))
+    return samples
+
+
+def _shade(seed, scene: Scene, hits: Hits, shadow_map, textures, brightness, noise_std, device) -> SyntheticSample:
+    camera = scene.camera
+    # Shading is per pixel; chunks of pixels keep its temporaries in the CPU cache.
+    pixel_count = camera.height * camera.width
+    radiance = torch.cat([_radiance(scene, hits, shadow_map, textures, slice(start, start + PIXEL_CHUNK))
+                          for start in range(0, pixel_count, PIXEL_CHUNK)], dim=1)
+    # Sensor noise: uniform with unit variance (cheaper than Gaussian), from a CPU generator so that it is
+    # the same whichever device renders.
+    uniform = torch.rand((3, pixel_count), generator=torch.Generator().manual_seed(seed))
+    noise = ((uniform - 0.5) * np.sqrt(12.0)).to(device)
+    image = camera_response(radiance, noise, brightness, noise_std).view(3, camera.height, camera.width)
     valid = hits.t <= scene.max_depth_m
-    points = hits.points()
-    lighting = scene.lighting
-    casters = [p for p in scene.primitives if p.casts_shadow]
-    sunlit = sunlit_fraction(points, hits.normal, casters, lighting.toward_sun, scene.camera.position_m, SHADOW_RANGE_M)
-    color = albedo(points, hits.normal, hits.material, scene.materials, textures)
-    background = sky(hits.directions, lighting, textures.noise)
-    radiance = add_fog(shade(color, hits.normal, sunlit, lighting), hits.t, background, lighting, scene.max_depth_m)
-    radiance = torch.where(valid, radiance, background)
-    # Sensor noise comes from a CPU generator so that it is the same whichever device renders.
-    noise = torch.randn((3, scene.camera.height, scene.camera.width), generator=torch.Generator().manual_seed(seed))
-    image = camera_response(radiance, noise.to(device), brightness, noise_std)
-    forward = torch.as_tensor(scene.camera.forward, dtype=torch.float32, device=device).view(3, 1, 1)
+    forward = torch.as_tensor(camera.forward, dtype=torch.float32, device=device).view(3, 1, 1)
     depth = torch.where(valid, hits.t * dot(hits.directions, forward), 0.0)
-    return SyntheticSample(image.float(), depth.float(), valid, float(scene.camera.focal_px), scene.kind)
+    return SyntheticSample(image, depth, valid, float(camera.focal_px), scene.kind)
+
+
+def _radiance(scene: Scene, hits: Hits, shadow_map: ShadowMap | None, textures, pixels: slice) -> torch.Tensor:
+    """Linear radiance (3 x N) of a run of pixels: shaded surfaces in fog, the sky where nothing valid was hit."""
+    t = hits.t.view(-1)[pixels]
+    directions = hits.directions.reshape(3, -1)[:, pixels]
+    normal = hits.normal.view(3, -1)[:, pixels]
+    points = hits.origins.reshape(3, -1) + t.nan_to_num(posinf=0.0) * directions
+    lighting = scene.lighting
+    sunlit = torch.ones_like(t) if shadow_map is None else shadow_map.sunlit(points, normal)
+    color = albedo(points, normal, hits.material.view(-1)[pixels], scene.materials, textures)
+    surface = shade(color, normal, sunlit, lighting)
+    if not bool((t > FADE_START * scene.max_depth_m).any()) and not np.isfinite(lighting.fog_distance_m):
+        return surface  # no sky, fog or far-distance fade in this run of pixels (indoors, mostly)
+    background = sky(directions, lighting, textures.noise)
+    surface = add_fog(surface, t, background, lighting, scene.max_depth_m)
+    return torch.where(t <= scene.max_depth_m, surface, background)
 
 
 class SyntheticDepthDataset(IterableDataset):
@@ -99,7 +151,7 @@ class SyntheticDepthDataset(IterableDataset):
     def batch(self, batch_index: int) -> dict:
         first = self.start_index + batch_index * self.batch_size
         seeds = [seed_for(self.split, first + i) for i in range(self.batch_size)]
-        samples = [generate_scene(seed, self.height, self.width, self.device) for seed in seeds]
+        samples = generate_scenes(seeds, self.height, self.width, self.device)
         return {
             "image": torch.stack([s.image for s in samples]),
             "depth": torch.stack([s.depth for s in samples]),
@@ -109,6 +161,7 @@ class SyntheticDepthDataset(IterableDataset):
         }
 
     def __iter__(self):
+        fill_banks()
         worker = get_worker_info()
         worker_id, workers = (worker.id, worker.num_workers) if worker else (0, 1)
         batch_index = worker_id

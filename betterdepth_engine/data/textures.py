@@ -8,16 +8,18 @@ Colours are linear RGB in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
-from betterdepth_engine.data.vectors import sampling_grid
+from betterdepth_engine.data.vectors import sample_texture
 
+BANK_SEED = 20240725  # the texture banks are fixed; scenes pick from them by seed
+TEXTURE_BANK_SIZE = 32
 PATTERNS = ("plain", "noise", "stripes", "checker", "tiles", "bricks", "text", "gradient")
 NOISE_TEXTURE_SIZE = 128
 TEXT_TEXTURE_SIZE = (64, 256)  # rows, columns
@@ -43,11 +45,11 @@ class SceneTextures:
 
 
 def hsv_to_linear_rgb(hue: float, saturation: float, value: float) -> np.ndarray:
-    """HSV (display space) -> linear RGB, so random colours are picked where people perceive them."""
+    """HSV (display space, gamma 2) -> linear RGB, so random colours are picked where people perceive them."""
     channel = np.array([5.0, 3.0, 1.0])
     k = (channel + hue * 6.0) % 6.0
-    srgb = value - value * saturation * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
-    return srgb**2.2
+    display = value - value * saturation * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
+    return display**2
 
 
 def random_material(rng: np.random.Generator, patterns=PATTERNS) -> Material:
@@ -99,11 +101,22 @@ def lettering_mask(rng: np.random.Generator, rows: int, columns: int, lines: int
     return np.asarray(canvas, np.float32) / 255.0
 
 
-def scene_textures(rng: np.random.Generator, device) -> SceneTextures:
+@functools.lru_cache(maxsize=None)
+def banked_textures(index: int) -> tuple[np.ndarray, np.ndarray]:
+    """The index-th (noise, lettering) pair of a fixed bank, wrap-padded; made once per process on first use.
+
+    Making them costs more than rendering a scene, so scenes draw from TEXTURE_BANK_SIZE of them; each scene
+    still scales, rotates and colours them its own way.
+    """
+    rng = np.random.default_rng([BANK_SEED, index])
     noise = fbm_texture(rng, NOISE_TEXTURE_SIZE, channels=2)
     text = lettering_mask(rng, *TEXT_TEXTURE_SIZE, lines=2)[None]
-    as_tensor = lambda texture: torch.as_tensor(_wrap_pad(texture), device=device)[None]  # noqa: E731
-    return SceneTextures(noise=as_tensor(noise), text=as_tensor(text))
+    return _wrap_pad(noise), _wrap_pad(text)
+
+
+def scene_textures(rng: np.random.Generator, device) -> SceneTextures:
+    noise, text = banked_textures(int(rng.integers(TEXTURE_BANK_SIZE)))
+    return SceneTextures(noise=torch.as_tensor(noise, device=device)[None], text=torch.as_tensor(text, device=device)[None])
 
 
 def material_table(materials: list[Material], device) -> torch.Tensor:
@@ -118,8 +131,7 @@ def material_table(materials: list[Material], device) -> torch.Tensor:
 
 def _sample_wrapped(texture: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Bilinear lookup of a wrap-padded texture at texture coordinates (one period = 1), C x H x W."""
-    grid = sampling_grid((u - torch.floor(u)) * 2 - 1, (v - torch.floor(v)) * 2 - 1)
-    return F.grid_sample(texture, grid, align_corners=True)[0]
+    return sample_texture(texture, (u - torch.floor(u)) * 2 - 1, (v - torch.floor(v)) * 2 - 1)
 
 
 def _box_mapped(points: torch.Tensor, normal: torch.Tensor, cos_a: torch.Tensor, sin_a: torch.Tensor):

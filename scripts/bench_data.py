@@ -1,0 +1,82 @@
+"""Synthetic-data generation speed on this machine's CPU, as a markdown table (images per second).
+
+    python scripts/bench_data.py            # about a minute
+
+Each configuration renders validation scenes in batches of 8 (SyntheticDepthDataset's way) after a
+warm-up batch; the texture banks are filled first. Configurations: one process with torch using 2 threads;
+one process with 1 thread; and a DataLoader with 2 worker processes of 1 thread each, which is how training
+should use a 2-core machine (intra-op threads barely help on the small, cache-sized chunks the renderer
+works in).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from betterdepth_engine.data.synthetic import SyntheticDepthDataset, fill_banks
+
+BATCH = 8
+
+
+def in_process(size: int, images: int, threads: int) -> float:
+    """Images per second rendering in this process with `threads` torch threads."""
+    torch.set_num_threads(threads)
+    dataset = SyntheticDepthDataset("val", size, size, batch_size=BATCH)
+    dataset.batch(0)  # warm-up
+    start = time.perf_counter()
+    for index in range(1, 1 + images // BATCH):
+        dataset.batch(index)
+    return (images // BATCH) * BATCH / (time.perf_counter() - start)
+
+
+def _one_thread(_worker_id: int) -> None:
+    torch.set_num_threads(1)
+
+
+def worker_processes(size: int, images: int, workers: int) -> float:
+    """Images per second from a DataLoader with `workers` processes of one torch thread each."""
+    batches = images // BATCH
+    dataset = SyntheticDepthDataset("val", size, size, batch_size=BATCH, num_batches=batches + workers)
+    loader = iter(DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_one_thread))
+    for _ in range(workers):  # the first batch of each worker includes its start-up
+        next(loader)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(loader)
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def cpu_name() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
+    except (OSError, subprocess.CalledProcessError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=48, help="timed images per configuration at 256x256")
+    args = parser.parse_args()
+    fill_banks()
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores, no GPU used; torch {torch.__version__}; "
+          f"load average at start {os.getloadavg()[0]:.2f}\n")
+    print("| resolution | configuration | images/s | ms per image |")
+    print("|---|---|---|---|")
+    for size, images in ((256, args.images), (512, max(BATCH, args.images // 4))):
+        rows = [("1 process, 2 torch threads", in_process(size, images, threads=2)),
+                ("1 process, 1 torch thread", in_process(size, images, threads=1)),
+                ("DataLoader, 2 worker processes x 1 thread", worker_processes(size, images, workers=2))]
+        for label, rate in rows:
+            print(f"| {size}x{size} | {label} | {rate:.1f} | {1000 / rate:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
