@@ -16,6 +16,7 @@ from betterdepth_engine.errors import BetterDepthError
 # Sub-command name -> module in betterdepth_engine.commands that defines `add_parser(subparsers)`.
 COMMANDS = {
     "estimate": "estimate",
+    "mesh": "mesh",
     "train": "train",
 }
 

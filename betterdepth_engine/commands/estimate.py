@@ -69,6 +69,9 @@ def add_parser(subparsers) -> None:
     output = parser.add_argument_group("output")
     output.add_argument("--formats", default="", metavar="LIST",
                         help=f"extra outputs, comma-separated: {', '.join(OUTPUT_FORMATS)}")
+    output.add_argument("--mesh", default="", metavar="FORMATS",
+                        help="also build a camera-aligned mesh: comma-separated ply, glb, obj (written as "
+                             "OUT/STEM_mesh.*; see `betterdepth mesh --help` for the full reconstruction options)")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=run)
 
@@ -113,6 +116,7 @@ def run(args) -> int:
     from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
 
     formats = _parse_formats(args.formats)
+    mesh_formats = _parse_mesh_formats(args.mesh)
     options = RefineOptions(
         denoising_steps=args.steps, ensemble_size=args.ensemble_size, processing_resolution=args.processing_resolution,
         strength=args.strength, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
@@ -162,6 +166,8 @@ def run(args) -> int:
                     result.timings = {"base": base_seconds, **result.timings}
                     try:
                         write_result(args.output, image, result, formats)
+                        if mesh_formats:
+                            write_mesh(args.output, image, result, mesh_formats)
                     except BetterDepthError as error:
                         report(path, error)
             except BetterDepthError as error:
@@ -221,10 +227,35 @@ def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]
         colored = visualize.colorize_disparity(result.disparity)
         writers[f"{stem}_disparity_color.png"] = lambda path: Image.fromarray(colored).save(path, format="PNG")
     if "side-by-side" in formats:
-        picture = visualize.side_by_side(image, result.base_disparity, result.disparity)
+        from betterdepth_engine.recon import ReconOptions, normal_map
+
+        normals = normal_map(result.disparity, "disparity", ReconOptions(focal_35mm=image.focal_length_35mm),
+                             valid_mask=result.valid_mask)
+        picture = visualize.side_by_side(image, result.base_disparity, result.disparity, normals)
         writers[f"{stem}_side_by_side.png"] = lambda path: Image.fromarray(picture).save(path, format="PNG")
     writers[f"{stem}_meta.json"] = lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n")
     return write_files_atomically(writers)
+
+
+def _parse_mesh_formats(text: str) -> tuple[str, ...]:
+    from betterdepth_engine.errors import BetterDepthError
+    from betterdepth_engine.recon import MESH_FORMATS
+
+    formats = tuple(item.strip() for item in text.split(",") if item.strip())
+    unknown = sorted(set(formats) - set(MESH_FORMATS))
+    if unknown:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, f"Unknown mesh format(s): {', '.join(unknown)}.",
+                               f"Choose from: {', '.join(MESH_FORMATS)}.")
+    return formats
+
+
+def write_mesh(out_dir: Path, image, result, formats: tuple[str, ...]) -> list[Path]:
+    """The refined disparity as a camera-aligned, normal-coloured mesh (focal from EXIF, else the default FoV)."""
+    from betterdepth_engine.recon import ReconOptions, reconstruct, write_outputs
+
+    options = ReconOptions(focal_35mm=image.focal_length_35mm, colors="normal")
+    mesh = reconstruct(result.disparity, "disparity", image.rgb, options, valid_mask=result.valid_mask)
+    return write_outputs(mesh, out_dir, image.stem, formats=formats)
 
 
 def write_exr(path: Path, values) -> None:

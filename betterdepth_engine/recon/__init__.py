@@ -16,6 +16,7 @@ from betterdepth_engine.recon.lifting import SPACES
 from betterdepth_engine.recon.pipeline import (
     ReconOptions,
     ReliefOptions,
+    normal_map,
     reconstruct,
     relief_height_map,
     resolve_intrinsics,
@@ -33,6 +34,7 @@ __all__ = [
     "ReconOptions",
     "ReliefOptions",
     "load_depth_file",
+    "normal_map",
     "reconstruct",
     "relief_height_map",
     "render_preview",

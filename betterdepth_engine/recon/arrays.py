@@ -19,7 +19,7 @@ class MeshArrays:
     vertices: np.ndarray  # float32 N x 3
     faces: np.ndarray  # int32 M x 3, indices into vertices
     normals: np.ndarray  # float32 N x 3, unit vertex normals
-    colors: np.ndarray  # uint8 N x 3, sRGB: the photo's colours or normal colours 0.5 * n + 0.5
+    colors: np.ndarray  # uint8 N x 3, sRGB: the photo's colours or normal colours (attributes.normal_colors)
     uvs: np.ndarray  # float32 N x 2, position in the image, origin at its bottom-left corner (Blender/OBJ)
     metadata: dict = field(default_factory=dict)  # JSON-ready: camera, depth range, options, notes
 

@@ -16,9 +16,15 @@ def uvs_from_pixels(u: np.ndarray, v: np.ndarray, width: int, height: int) -> np
     return uvs
 
 
-def normal_colors(normals: np.ndarray) -> np.ndarray:
-    """The usual normal-map encoding, 0.5 * n + 0.5, as uint8 (N x 3), in the frame the normals are in."""
-    return np.clip(np.rint(normals * 127.5 + 127.5), 0, 255).astype(np.uint8)
+def normal_colors(normals_opencv: np.ndarray) -> np.ndarray:
+    """Camera-space normal colours, 0.5 * n + 0.5 as uint8 (N x 3), in the usual normal-map convention.
+
+    The normals come in the engine's OpenCV frame; the colours use the OpenGL/Blender camera frame (x right,
+    y up, z toward the viewer), so a surface facing the camera is light blue, as in normal maps and the
+    BetterDepth paper's figures, rather than the near-black that OpenCV's +Z-forward frame would give.
+    """
+    normals_opengl = normals_opencv * np.array([1.0, -1.0, -1.0], dtype=np.float32)
+    return np.clip(np.rint(normals_opengl * 127.5 + 127.5), 0, 255).astype(np.uint8)
 
 
 def sample_image(image_rgb: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -192,6 +192,26 @@ def _relief_mesh(depth_grid, u, v, intrinsics: Intrinsics, stride: int, options:
     return camera, vertices, faces, normals, u_vertex, v_vertex, {"relief_camera": camera.to_dict()}
 
 
+def normal_map(values, space: str = "disparity", options: ReconOptions | None = None,
+               valid_mask: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel normals of the lifted surface as colours (0.5 n + 0.5, camera frame), H x W x 3 uint8.
+
+    The picture of geometry that a depth map alone hides; black where no continuous surface touches a pixel.
+    """
+    options = options or ReconOptions()
+    depth, _ = lift_to_depth(values, space, options, valid_mask)
+    height, width = depth.shape
+    intrinsics = resolve_intrinsics(width, height, options)
+    u = np.arange(width, dtype=np.float32)[None, :]
+    v = np.arange(height, dtype=np.float32)[:, None]
+    points = intrinsics.lift(depth, u, v).astype(np.float32, copy=False)
+    keep = grid.continuous_quads(depth, grid.max_depth_ratio(intrinsics.focal_px, options.min_angle_deg, math.sqrt(2)))
+    normals = grid.grid_normals(points, keep).reshape(3, -1).T
+    colors = attributes.normal_colors(normals)
+    colors[~normals.any(axis=1)] = 0
+    return colors.reshape(height, width, 3)
+
+
 def reconstruct(
     values,
     space: str = "disparity",

@@ -20,7 +20,7 @@ def models(tiny_base_dir, tiny_refiner_dir):
 def test_estimate_writes_all_requested_outputs(tmp_path, photo_path, models):
     out = tmp_path / "out"
     code = main(["estimate", str(photo_path), "-o", str(out), "--ensemble-size", "2",
-                 "--formats", "png16,exr,color,side-by-side", *models])
+                 "--formats", "png16,exr,color,side-by-side", "--mesh", "ply,glb", *models])
     assert code == 0
     disparity = np.load(out / "photo_disparity.npy")
     base = np.load(out / "photo_base_disparity.npy")
@@ -37,6 +37,8 @@ def test_estimate_writes_all_requested_outputs(tmp_path, photo_path, models):
         assert np.array_equal(exr.channels()["Y"].pixels, disparity)
     assert Image.open(out / "photo_disparity_color.png").size == (75, 50)
     assert Image.open(out / "photo_side_by_side.png").mode == "RGB"
+    assert (out / "photo_mesh.ply").exists() and (out / "photo_mesh.glb").exists()
+    assert Image.open(out / "photo_side_by_side.png").size[0] > 4 * 75 * 384 / 50  # four panels
     assert not list(out.glob(".*partial*"))
 
 

@@ -53,7 +53,7 @@ def test_normals_face_the_camera_and_encode_as_colours():
     depth = np.full((6, 7), 3.0, np.float32)
     mesh = reconstruct(depth, space="depth")
     np.testing.assert_allclose(mesh.normals, np.tile([0, 0, -1], (42, 1)), atol=1e-6)
-    assert (mesh.colors == [128, 128, 0]).all()  # 0.5 * n + 0.5
+    assert (mesh.colors == [128, 128, 255]).all()  # facing the camera: 0.5 * n + 0.5 with n = +Z toward the viewer
     corners = mesh.vertices[mesh.faces]
     face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     assert (face_normals[:, 2] < 0).all()  # counter-clockwise seen from the camera
