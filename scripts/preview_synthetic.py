@@ -35,11 +35,11 @@ def contact_sheet(strips: list[tuple[np.ndarray, str]], columns: int) -> Image.I
     height, width = strips[0][0].shape[:2]
     gap = 6
     rows = -(-len(strips) // columns)
-    sheet = Image.new("RGB", (columns * (width + gap) - gap, rows * (height + gap + 12) - gap), "white")
+    sheet = Image.new("RGB", (columns * (width + gap) - gap, rows * (height + gap + 12) - gap), (60, 60, 60))
     draw = ImageDraw.Draw(sheet)
     for index, (strip, label) in enumerate(strips):
         x, y = (index % columns) * (width + gap), (index // columns) * (height + gap + 12)
-        draw.text((x + 2, y), label, fill="black")
+        draw.text((x + 2, y), label, fill="white")
         sheet.paste(Image.fromarray(strip), (x, y + 12))
     return sheet
 

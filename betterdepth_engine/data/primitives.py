@@ -348,7 +348,8 @@ class HeightMap:
 
 @dataclass(frozen=True, eq=False)
 class ReliefPanel:
-    """A box whose front face (local +Z) is carved by a height map, at most relief_depth_m deep.
+    """A box whose front face (local +Z) is carved by a height map, at most relief_depth_m deep; the map is
+    repeated `repeats` times across and down the face (tiles on a wall).
 
     The carved surface is found like parallax occlusion mapping: march the ray through the carved layer,
     then refine the first crossing by the secant method, so the relief occludes itself. The box's silhouette
@@ -361,11 +362,12 @@ class ReliefPanel:
     relief_depth_m: float
     height_map: HeightMap
     material: int
+    repeats: tuple[int, int] = (1, 1)
     casts_shadow: bool = True
-    LAYOUT: ClassVar = (1, 3, 9, 3, 1, 1)  # the last field is the panel's index in its group (its atlas tile)
+    LAYOUT: ClassVar = (1, 3, 9, 3, 1, 2, 1)  # the last field is the panel's index in its group (its atlas tile)
 
     def params(self):
-        return _row(self.material, self.center_m, self.rotation, self.half_extent_m, self.relief_depth_m)
+        return _row(self.material, self.center_m, self.rotation, self.half_extent_m, self.relief_depth_m, self.repeats)
 
     @classmethod
     def boxes(cls, table):
@@ -373,7 +375,7 @@ class ReliefPanel:
 
     @classmethod
     def intersect(cls, group, params, origins, directions):
-        material, center, rotation, half, depth, member = _fields(params, cls.LAYOUT)
+        material, center, rotation, half, depth, repeats, member = _fields(params, cls.LAYOUT)
         o, d = _to_local(center, rotation, origins, directions)
         t_near, t_far = _slab(o, d, half)
         t_enter = t_near.amax(0)
@@ -386,23 +388,24 @@ class ReliefPanel:
             take = lambda x: x if x.shape[-1] == 1 else x.index_select(-1, front)  # noqa: E731
             tile = tile_of_member.index_select(0, take(member).long())
             t_carved, normal_carved = _carve(height, gradient, tile, take(o), take(d), take(half), take(depth),
-                                             t.index_select(0, front))
+                                             take(repeats), t.index_select(0, front))
             t = t.index_copy(0, front, t_carved)
             normal = normal.index_copy(1, front, normal_carved)
         return t, _rotate(rotation, normal), material
 
 
-def _carve(height, gradient, tile, o, d, half, depth, t_front):
+def _carve(height, gradient, tile, o, d, half, depth, repeats, t_front):
     """Where rays entering a panel's front face at t_front meet its carved surface, and the surface normal there
-    (local frame); height and gradient are atlases of tiles side by side, `tile` each ray's tile."""
+    (local frame); height and gradient are atlases of maps side by side, `tile` each ray's map."""
     texels, atlas_columns = height.shape[-2], height.shape[-1]
-    # Local x -> atlas grid coordinate: clamp(x / width + 0.5, 0, 1) * column_scale + column_offset.
+    # Map coordinate u in [0, 1) -> atlas grid coordinate: u * column_scale + column_offset.
     column_scale = 2.0 * (texels - 1) / (atlas_columns - 1)
     column_offset = tile * (2.0 * texels / (atlas_columns - 1)) - 1
 
     def lookup(texture, x, y):
-        u = (x / (2 * half[0]) + 0.5).clamp(0, 1)
-        v = (0.5 - y / (2 * half[1])).clamp(0, 1)
+        u = (x / (2 * half[0]) + 0.5).clamp(0, 1) * repeats[0]
+        v = (0.5 - y / (2 * half[1])).clamp(0, 1) * repeats[1]
+        u, v = u - torch.floor(u), v - torch.floor(v)
         return sample_texture(texture, u * column_scale + column_offset, v * 2 - 1)
 
     def gap(t):  # height of the ray above the carved surface
@@ -414,8 +417,8 @@ def _carve(height, gradient, tile, o, d, half, depth, t_front):
     t = _first_crossing(gap, t_front, t_bottom, RELIEF_MARCH_LAYERS)
     slope = lookup(gradient, o[0] + t * d[0], o[1] + t * d[1])
     # Surface z = depth * height(u, v): metres of z per metre of x and y (v runs along -y).
-    dz_dx = depth * slope[0] * (texels - 1) / (2 * half[0])
-    dz_dy = -depth * slope[1] * (texels - 1) / (2 * half[1])
+    dz_dx = depth * slope[0] * (texels - 1) * repeats[0] / (2 * half[0])
+    dz_dy = -depth * slope[1] * (texels - 1) * repeats[1] / (2 * half[1])
     return t, normalized(torch.stack([-dz_dx, -dz_dy, torch.ones_like(dz_dx)]))
 
 

@@ -188,12 +188,18 @@ def banked_height_map(kind: str, index: int) -> HeightMap:
 
 
 def relief_panel(rng, center, rotation, width_m, height_m, material, mounted: bool = False) -> ReliefPanel:
-    """A carved panel centred on `center`, or with its back face there when `mounted` (on a wall)."""
+    """A carved panel centred on `center`, or with its back face there when `mounted` (on a wall).
+
+    Its pattern repeats every 0.2-1.5 m, as carved tiles, lettering or ornament would, and is carved 1-12% of
+    that deep: small-scale relief whatever the panel's size.
+    """
     thickness = rng.uniform(0.02, 0.15)
-    depth = min(thickness * 0.9, log_uniform(rng, 0.004, 0.05) * max(width_m, height_m))
+    tile_m = min(log_uniform(rng, 0.2, 1.5), max(width_m, height_m))
+    repeats = (max(1, round(width_m / tile_m)), max(1, round(height_m / tile_m)))
+    depth = min(thickness * 0.9, log_uniform(rng, 0.01, 0.12) * tile_m)
     half = np.array([0.5 * width_m, 0.5 * height_m, 0.5 * thickness])
     center = np.asarray(center, np.float64) + (rotation[:, 2] * half[2] if mounted else 0.0)
-    return ReliefPanel(center, rotation, half, depth, random_height_map(rng), material)
+    return ReliefPanel(center, rotation, half, depth, random_height_map(rng), material, repeats)
 
 
 # ---------------------------------------------------------------- furniture and props
@@ -387,7 +393,7 @@ def add_tree(b: _Builder, foot) -> None:
     b.rod(foot, foot + [0, height, 0], trunk, bark)
     for _ in range(int(rng.integers(1, 5))):
         crown = foot + [rng.normal(0, 0.4), height * rng.uniform(0.75, 1.0), rng.normal(0, 0.4)]
-        b.add(Sphere(crown, height * rng.uniform(0.15, 0.35), leaves))
+        b.add(Sphere(crown, height * rng.uniform(0.12, 0.25), leaves))
     for _ in range(int(rng.integers(0, 4))):  # bare branches
         start = foot + [0, height * rng.uniform(0.4, 0.8), 0]
         b.rod(start, start + rng.normal(0, 1, 3) * [1, 0.3, 1] + [0, 0.5, 0], trunk * 0.25, bark)
@@ -513,7 +519,7 @@ def outdoor_scene(rng, height, width) -> Scene:
     if rng.uniform() < 0.4:
         add_power_line(b, on_ground(rng.uniform(8, 40), 0.6), rng.normal(size=3) * [1, 0, 1], ground_height)
     for _ in range(int(rng.integers(0, 8))):
-        add_tree(b, on_ground(log_uniform(rng, 4.0, 80.0), 1.0))
+        add_tree(b, on_ground(log_uniform(rng, 6.0, 80.0), 1.0))
     for _ in range(int(rng.integers(0, 4))):  # buildings with carved facades
         foot = on_ground(log_uniform(rng, 10.0, 90.0), 1.0)
         size = np.array([rng.uniform(4, 20), rng.uniform(3, 15), rng.uniform(4, 20)])
@@ -526,7 +532,7 @@ def outdoor_scene(rng, height, width) -> Scene:
         distance = log_uniform(rng, 1.5, 60.0)
         size = distance * log_uniform(rng, 0.03, 0.3)
         foot = on_ground(distance, 0.7)
-        lift = size / 2 if rng.uniform() < 0.7 else rng.uniform(0.5, 3.0) * size
+        lift = size / 2 if rng.uniform() < 0.85 else rng.uniform(0.5, 3.0) * size  # a few float
         add_random_solid(b, foot + [0, lift, 0], size)
     return Scene("outdoor", camera, random_lighting(rng, outdoor=True), max_depth, b.materials, b.primitives)
 

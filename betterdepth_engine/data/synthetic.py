@@ -122,7 +122,9 @@ def _radiance(scene: Scene, hits: Hits, shadow_map: ShadowMap | None, textures, 
     points = hits.origins.reshape(3, -1) + t.nan_to_num(posinf=0.0) * directions
     lighting = scene.lighting
     sunlit = torch.ones_like(t) if shadow_map is None else shadow_map.sunlit(points, normal)
-    color = albedo(points, normal, hits.material.view(-1)[pixels], scene.materials, textures)
+    # A pixel's footprint on the surface: distance / focal, stretched where the surface is seen obliquely.
+    footprint_m = t.nan_to_num(posinf=0.0) / scene.camera.focal_px / dot(normal, directions).abs().clamp(min=0.2)
+    color = albedo(points, normal, hits.material.view(-1)[pixels], scene.materials, textures, footprint_m)
     surface = shade(color, normal, sunlit, lighting)
     if not bool((t > FADE_START * scene.max_depth_m).any()) and not np.isfinite(lighting.fog_distance_m):
         return surface  # no sky, fog or far-distance fade in this run of pixels (indoors, mostly)

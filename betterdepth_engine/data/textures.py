@@ -150,35 +150,45 @@ def _box_mapped(points: torch.Tensor, normal: torch.Tensor, cos_a: torch.Tensor,
     return u, v
 
 
-def albedo(points, normal, material, materials: list[Material], textures: SceneTextures) -> torch.Tensor:
-    """Linear-RGB albedo (3 x H x W) of every hit point; pixels with material -1 get material 0's colour."""
+def albedo(points, normal, material, materials: list[Material], textures: SceneTextures, footprint_m) -> torch.Tensor:
+    """Linear-RGB albedo (3 x N) of hit points (3 x N); material -1 (nothing hit) gets material 0's colour.
+
+    footprint_m is the size of a pixel on the surface (N). Where a pattern's period covers only a few pixels
+    it fades to its average: a cheap stand-in for texture filtering, without which fine stripes, tiles and
+    letters would alias into moire.
+    """
     table = material_table(materials, points.device)
-    p = table.index_select(1, material.clamp(min=0).flatten()).view(-1, *material.shape)
+    p = table.index_select(1, material.clamp(min=0))
     color_a, color_b, inverse_scale, cos_a, sin_a, noise_weight, dirt = p[0:3], p[3:6], p[6], p[7], p[8], p[9], p[10]
     pattern_weight = dict(zip(PATTERNS, p[11:]))
     used = {m.pattern for m in materials}
+    pixel_units = footprint_m * inverse_scale  # the pixel's size in pattern units
+
+    def visible(pattern, average: float, period: float):
+        return average + (pattern - average) * (1.5 - 4.0 * pixel_units / period).clamp(0.0, 1.0)
 
     u, v = _box_mapped(points, normal, cos_a, sin_a)
     u, v = u * inverse_scale, v * inverse_scale
-    noise = _sample_wrapped(textures.noise, u * 0.25, v * 0.25)
+    noise = visible(_sample_wrapped(textures.noise, u * 0.25, v * 0.25), 0.5, 0.25)
     mix = noise_weight * (noise[0] - 0.5)
     if "noise" in used:
         mix = mix + pattern_weight["noise"] * noise[0]
     if "stripes" in used:
         # Stripes run at the material angle within the surface; tanh sharpens sinusoids into bands.
         across = torch.sin(2 * np.pi * (cos_a * u + sin_a * v))
-        mix = mix + pattern_weight["stripes"] * (0.5 + 0.5 * torch.tanh(4.0 * across))
+        mix = mix + pattern_weight["stripes"] * visible(0.5 + 0.5 * torch.tanh(4.0 * across), 0.5, 1.0)
     if "checker" in used:
-        mix = mix + pattern_weight["checker"] * torch.remainder(torch.floor(u) + torch.floor(v), 2.0)
+        checker = torch.remainder(torch.floor(u) + torch.floor(v), 2.0)
+        mix = mix + pattern_weight["checker"] * visible(checker, 0.5, 2.0)
     if "tiles" in used or "bricks" in used:
         row_shift = 0.5 * torch.remainder(torch.floor(2 * v), 2.0) * pattern_weight["bricks"]
         tile_u = u + row_shift
         tile_v = v * (1.0 + pattern_weight["bricks"])  # bricks are half as tall as they are wide
         grout = torch.minimum((tile_u - torch.round(tile_u)).abs(), (tile_v - torch.round(tile_v)).abs()) < 0.04
-        mix = mix + (pattern_weight["tiles"] + pattern_weight["bricks"]) * grout.float()
+        mix = mix + (pattern_weight["tiles"] + pattern_weight["bricks"]) * visible(grout.float(), 0.15, 0.25)
     if "text" in used:
         letters = _sample_wrapped(textures.text, u * 0.25, v)[0]
-        mix = mix + pattern_weight["text"] * letters
+        mix = mix + pattern_weight["text"] * visible(letters, 0.15, 0.1)
     if "gradient" in used:
         mix = mix + pattern_weight["gradient"] * (0.5 + 0.5 * torch.sin(0.5 * v))
     mix = mix.clamp(0.0, 1.0)
