@@ -52,6 +52,15 @@ def test_refiner_training_exports_a_refiner_the_pipeline_loads(tmp_path, trained
 
 
 @pytest.mark.slow
+def test_refiner_training_with_the_simulated_base_logs_kept_patches(tmp_path, trained):
+    run = tmp_path / "simulated"
+    assert main(["train", "refiner", "--output-dir", str(run), "--autoencoder", str(trained / "ae" / "autoencoder"),
+                 "--base", "simulated", "--unet-preset", "tiny", "--steps", "1", "--eta", "0.3", *SMALL]) == 0
+    entry = json.loads((run / "log.jsonl").read_text().splitlines()[0])
+    assert 0.0 < entry["kept_patches"] <= 1.0 and entry["loss"] > 0
+
+
+@pytest.mark.slow
 def test_ablation_without_conditioning_trains_a_two_input_unet(tmp_path, trained):
     from betterdepth_engine.models.refiner import DepthRefiner
 
