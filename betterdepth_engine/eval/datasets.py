@@ -95,7 +95,7 @@ def decode_rgb(data: bytes) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.array(image.convert("RGB"))  # a writable copy: torch warns on read-only arrays
 
 
 def decode_png16(data: bytes) -> np.ndarray:
@@ -188,7 +188,8 @@ def nyu_eigen_region(shape: tuple[int, int]) -> np.ndarray:
 
 
 # Depth decoders: (read, companion paths, image (h, w)) -> (depth in metres, extra valid mask or None).
-DepthDecoder = Callable[[Callable[[str], bytes], tuple[str, ...], tuple[int, int]], tuple[np.ndarray, np.ndarray | None]]
+DepthDecoder = Callable[[Callable[[str], bytes], tuple[str, ...], tuple[int, int]],
+                        tuple[np.ndarray, np.ndarray | None]]
 
 
 def png_depth(units_per_metre: float) -> DepthDecoder:
@@ -329,8 +330,9 @@ class BenchmarkDataset:
         except BetterDepthError:
             raise
         except Exception as error:  # PIL, numpy and struct raise assorted types for a broken file
-            raise BetterDepthError(BetterDepthError.BAD_DEPTH, f"Cannot read {self.name} sample '{image_path}': "
-                                   f"{error}", "Re-extract the dataset; the file is damaged or not of this dataset.") from None
+            raise BetterDepthError(
+                BetterDepthError.BAD_DEPTH, f"Cannot read {self.name} sample '{image_path}': {error}",
+                "Re-extract the dataset; the file is damaged or not of this dataset.") from None
         if self.spec.crop is not None:
             rgb, depth_m = self.spec.crop(rgb), self.spec.crop(depth_m)
             extra_valid = None if extra_valid is None else self.spec.crop(extra_valid)
