@@ -6,11 +6,13 @@ at once, through the rows of `params()` (floats laid out as the class's LAYOUT, 
 - `boxes(table) -> (lows, highs, owner)`: world axis-aligned boxes covering the instances (table: K x P
   numpy rows; owner: which instance each box covers), or None for unbounded classes. Long thin cylinders
   get several boxes along their axis, so that a diagonal wire only tests rays near it.
-- `intersect(group, params, origins, directions) -> (t, normal, material)`: params is P x N (each ray
-  gets its instance's row, plus the instance's index in `group` as a last row), or P x 1 when the group has
-  a single instance; origins and unit directions are 3 x N, world space. t is the distance to the first
-  hit in metres (inf on a miss) and normal a unit surface normal of either orientation (3 x N; the
-  caster turns it toward the ray).
+- `intersect(group, params, origins, directions, t_max) -> (t, normal, material)`: params is P x N (each
+  ray gets its instance's row, plus the instance's index in `group` as a last row), or P x 1 when the group
+  has a single instance; origins and unit directions are 3 x N, world space; t_max is the nearest hit found
+  so far (N; inf if none), beyond which a hit does not matter. t is the distance to the first hit in metres
+  (inf on a miss; anything beyond t_max) and normal a unit surface normal of either orientation (3 x N; the
+  caster turns it toward the ray). Classes whose intersection marches (MARCHES = True) are cast last and use
+  t_max to skip rays that are already blocked.
 
 Oriented shapes work in a local frame: `rotation` is world_from_local (3x3) and `center_m` its origin.
 """
@@ -29,8 +31,8 @@ from betterdepth_engine.data.vectors import concatenated_ranges, dot, normalized
 
 INF = float("inf")
 TORUS_MARCH_STEPS = 20
-RELIEF_MARCH_LAYERS = 6
-TERRAIN_MARCH_STEPS = 12
+RELIEF_MARCH_LAYERS = 5
+TERRAIN_MARCH_STEPS = 8
 SECANT_STEPS = 2
 TERRAIN_WAVES = 4
 MAX_CYLINDER_PIECES = 32
@@ -102,6 +104,7 @@ class Plane:
     material: int
     casts_shadow: bool = False
     LAYOUT: ClassVar = (1, 3, 1)
+    MARCHES: ClassVar = False
 
     def params(self):
         return _row(self.material, self.normal, self.offset_m)
@@ -111,7 +114,7 @@ class Plane:
         return None
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, normal, offset = _fields(params, cls.LAYOUT)
         t = (offset - dot(normal, origins)) / dot(normal, directions)
         return torch.where(t > NEAR_M, t, INF), normal.expand_as(directions), material
@@ -129,6 +132,7 @@ class Room:
     open_top: bool = False  # rays leaving through the ceiling see the sky
     casts_shadow: bool = False  # the sun shines in as if through a skylight
     LAYOUT: ClassVar = (1, 1, 1, 3, 3, 1)
+    MARCHES: ClassVar = False
 
     def params(self):
         return _row(self.material, self.floor_material, self.ceiling_material, self.center_m, self.half_extent_m,
@@ -139,7 +143,7 @@ class Room:
         return None
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         walls, floor, ceiling, center, half, open_top = _fields(params, cls.LAYOUT)
         _, t_far = _slab(origins - center, directions, half)
         t = t_far.amin(0)  # the face the ray leaves the room through
@@ -159,6 +163,7 @@ class Sphere:
     material: int
     casts_shadow: bool = True
     LAYOUT: ClassVar = (1, 3, 1)
+    MARCHES: ClassVar = False
 
     def params(self):
         return _row(self.material, self.center_m, self.radius_m)
@@ -169,7 +174,7 @@ class Sphere:
         return center - radius[:, None], center + radius[:, None], np.arange(len(table))
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, center, radius = _fields(params, cls.LAYOUT)
         t_enter, t_exit = _sphere_interval(origins - center, directions, radius)
         t = _first_entry(t_enter, t_exit)
@@ -185,6 +190,7 @@ class Box:
     material: int
     casts_shadow: bool = True
     LAYOUT: ClassVar = (1, 3, 9, 3)
+    MARCHES: ClassVar = False
 
     def params(self):
         return _row(self.material, self.center_m, self.rotation, self.half_extent_m)
@@ -194,7 +200,7 @@ class Box:
         return _oriented_boxes(*_columns(table, cls.LAYOUT)[1:])
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, center, rotation, half = _fields(params, cls.LAYOUT)
         local_o, local_d = _to_local(center, rotation, origins, directions)
         t_near, t_far = _slab(local_o, local_d, half)
@@ -214,6 +220,7 @@ class Cylinder:
     material: int
     casts_shadow: bool = True
     LAYOUT: ClassVar = (1, 3, 9, 1, 1)
+    MARCHES: ClassVar = False
 
     def params(self):
         return _row(self.material, self.center_m, self.rotation, self.radius_m, self.half_length_m)
@@ -233,7 +240,7 @@ class Cylinder:
         return np.minimum(start, end) - reach, np.maximum(start, end) + reach, owner
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, center, rotation, radius, half_length = _fields(params, cls.LAYOUT)
         o, d = _to_local(center, rotation, origins, directions)
         # The solid is {x^2 + y^2 <= r^2} intersected with {|z| <= L}: intersect the two ray intervals.
@@ -263,6 +270,7 @@ class Torus:
     material: int
     casts_shadow: bool = True
     LAYOUT: ClassVar = (1, 3, 9, 1, 1)
+    MARCHES: ClassVar = True
 
     def params(self):
         return _row(self.material, self.center_m, self.rotation, self.major_radius_m, self.minor_radius_m)
@@ -273,7 +281,7 @@ class Torus:
         return _oriented_boxes(center, rotation, np.stack([major + minor, major + minor, minor], axis=1))
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, center, rotation, major, minor = _fields(params, cls.LAYOUT)
         o, d = _to_local(center, rotation, origins, directions)
 
@@ -309,6 +317,7 @@ class WireGrid:
     material: int
     casts_shadow: bool = True
     LAYOUT: ClassVar = (1, 3, 9, 2, 2, 1)
+    MARCHES: ClassVar = False
 
     def params(self):
         return _row(self.material, self.center_m, self.rotation, self.half_size_m, self.spacing_m, self.bar_radius_m)
@@ -319,7 +328,7 @@ class WireGrid:
         return _oriented_boxes(center, rotation, np.concatenate([half_size, radius[:, None]], axis=1))
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, center, rotation, half_size, spacing, radius = _fields(params, cls.LAYOUT)
         o, d = _to_local(center, rotation, origins, directions)
         t = -o[2] / d[2]
@@ -365,6 +374,7 @@ class ReliefPanel:
     repeats: tuple[int, int] = (1, 1)
     casts_shadow: bool = True
     LAYOUT: ClassVar = (1, 3, 9, 3, 1, 2, 1)  # the last field is the panel's index in its group (its atlas tile)
+    MARCHES: ClassVar = True
 
     def params(self):
         return _row(self.material, self.center_m, self.rotation, self.half_extent_m, self.relief_depth_m, self.repeats)
@@ -374,15 +384,15 @@ class ReliefPanel:
         return _oriented_boxes(*_columns(table, (1, 3, 9, 3))[1:])
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, center, rotation, half, depth, repeats, member = _fields(params, cls.LAYOUT)
         o, d = _to_local(center, rotation, origins, directions)
         t_near, t_far = _slab(o, d, half)
         t_enter = t_near.amax(0)
         normal = (t_near == t_enter).float()  # the face axis
         t = _first_entry(t_enter, t_far.amin(0))
-        # Only rays entering through the front face see the carving; march those alone.
-        front = ((normal[2] > 0) & (d[2] < 0) & (t < INF)).nonzero().squeeze(1)
+        # Only rays entering through the front face, not already blocked, see the carving; march those alone.
+        front = ((normal[2] > 0) & (d[2] < 0) & (t < t_max)).nonzero().squeeze(1)
         if len(front):
             height, gradient, tile_of_member = _atlas(tuple(panel.height_map for panel in group), origins.device)
             take = lambda x: x if x.shape[-1] == 1 else x.index_select(-1, front)  # noqa: E731
@@ -447,6 +457,7 @@ class Terrain:
     material: int
     casts_shadow: bool = False
     LAYOUT: ClassVar = (1, 1, 1, TERRAIN_WAVES, 2 * TERRAIN_WAVES, TERRAIN_WAVES)
+    MARCHES: ClassVar = True
 
     def params(self):
         return _row(self.material, self.base_m, self.max_distance_m, self.amplitudes_m, self.frequencies_rad_per_m,
@@ -457,41 +468,42 @@ class Terrain:
         return None
 
     @classmethod
-    def intersect(cls, group, params, origins, directions):
+    def intersect(cls, group, params, origins, directions, t_max):
         material, base, max_distance, amplitude, frequency, phase = _fields(params, cls.LAYOUT)
-        reach = sum(amplitude[k].abs() for k in range(TERRAIN_WAVES))
+        waves = [(amplitude[k], frequency[2 * k], frequency[2 * k + 1], phase[k]) for k in range(TERRAIN_WAVES)]
+        reach = sum(a.abs() for a, _, _, _ in waves)
         dy = torch.where(directions[1].abs() < 1e-6, -1e-6, directions[1])
         t_top, t_bottom = (base + reach - origins[1]) / dy, (base - reach - origins[1]) / dy
-        t_start = torch.minimum(torch.minimum(t_top, t_bottom).clamp(min=NEAR_M), max_distance)
-        t_end = torch.minimum(torch.maximum(t_top, t_bottom).clamp(min=NEAR_M), max_distance)
-        t = torch.full_like(t_start, INF)
+        # The ground rises at most `steepest` metres per metre, so a ray's clearance above it shrinks by at most
+        # steepest * |d_xz| - d_y per metre: no hit comes before clearance / that rate (none if it is <= 0).
+        steepest = sum(a.abs() * torch.sqrt(fx * fx + fz * fz) for a, fx, fz, _ in waves)
+        closing = steepest * torch.sqrt(directions[0] ** 2 + directions[2] ** 2) - directions[1]
+        clearance = _terrain_gap(waves, base, origins, directions, torch.zeros_like(dy)).clamp(min=0.0)
+        earliest = torch.where(closing > 0, clearance / closing.clamp(min=1e-9), INF)
+        t_start = torch.maximum(torch.minimum(t_top, t_bottom).clamp(min=NEAR_M), earliest)
+        t_end = torch.minimum(torch.minimum(torch.maximum(t_top, t_bottom), max_distance), t_max)
+        t = torch.full_like(dy, INF)
         normal = torch.zeros_like(directions)
-        # Only rays that pass through the terrain's height band can hit it (most rays above the horizon cannot).
-        active = (t_start < t_end).nonzero().squeeze(1)
+        active = (t_start < t_end).nonzero().squeeze(1)  # rays that can still meet the ground: march those
         if len(active):
             take = lambda x: x if x.shape[-1] == 1 else x.index_select(-1, active)  # noqa: E731
-            waves = [(take(amplitude[k]), take(frequency[2 * k]), take(frequency[2 * k + 1]), take(phase[k]))
-                     for k in range(TERRAIN_WAVES)]
+            waves = [tuple(take(value) for value in wave) for wave in waves]
             t_hit, normal_hit = _march_terrain(waves, take(base), take(origins), take(directions),
                                                t_start.index_select(0, active), t_end.index_select(0, active))
             t, normal = t.index_copy(0, active, t_hit), normal.index_copy(1, active, normal_hit)
         return t, normal, material
 
 
+def _terrain_gap(waves, base, origins, directions, t):
+    """Height above the sum-of-sines ground of the points at distance t along the rays."""
+    x, z = origins[0] + t * directions[0], origins[2] + t * directions[2]
+    return origins[1] + t * directions[1] - base - sum(a * torch.sin(fx * x + fz * z + p) for a, fx, fz, p in waves)
+
+
 def _march_terrain(waves, base, origins, directions, t_start, t_end):
-    """First hits of rays with the sum-of-sines terrain between t_start and t_end, and the normals there."""
-
-    def gap(t):  # height of the ray above the terrain
-        x, z = origins[0] + t * directions[0], origins[2] + t * directions[2]
-        return origins[1] + t * directions[1] - base - sum(a * torch.sin(fx * x + fz * z + p) for a, fx, fz, p in waves)
-
-    # The gap shrinks by at most |dy| + steepest slope * |d_xz| per metre along the ray, so no hit comes
-    # before clearance / that: start the samples there instead of at the camera.
-    steepest = sum(a.abs() * torch.sqrt(fx * fx + fz * fz) for a, fx, fz, _ in waves)
-    closing_rate = directions[1].abs() + steepest * torch.sqrt(directions[0] ** 2 + directions[2] ** 2)
-    earliest = gap(torch.zeros_like(t_start)).clamp(min=0.0) / closing_rate.clamp(min=1e-6)
-    t = _first_crossing(gap, torch.minimum(torch.maximum(t_start, earliest), t_end), t_end, TERRAIN_MARCH_STEPS,
-                        geometric=True)
+    """First hits of rays with the ground between t_start and t_end, and the normals there."""
+    t = _first_crossing(lambda t_: _terrain_gap(waves, base, origins, directions, t_), t_start, t_end,
+                        TERRAIN_MARCH_STEPS, geometric=True)
     x = origins[0] + t.nan_to_num(posinf=0.0) * directions[0]
     z = origins[2] + t.nan_to_num(posinf=0.0) * directions[2]
     slope_x, slope_z = torch.zeros_like(t), torch.zeros_like(t)

@@ -18,7 +18,12 @@ from betterdepth_engine.data.camera import Camera, camera_rays, look_at, screen_
 from betterdepth_engine.data.vectors import apply_rotation, as_column, concatenated_ranges, dot
 
 SHADOW_MAP_SIZE = 128
-RAY_CHUNK = 16384  # rays per intersection call: keeps every temporary in the CPU cache
+CPU_CHUNK = 16384  # rays or pixels processed per call on a CPU: keeps every temporary in the cache
+GPU_CHUNK = 1 << 20  # on a GPU, bigger calls are what keep it busy
+
+
+def chunk_size(device) -> int:
+    return CPU_CHUNK if torch.device(device).type == "cpu" else GPU_CHUNK
 
 
 @dataclass
@@ -88,11 +93,13 @@ def cast(views: list[View], device) -> list[Hits]:
     for kind, members, table, pixels, owner in _candidates_by_class(views, offsets):
         table = torch.as_tensor(table.T, dtype=torch.float32, device=device).contiguous()  # P x K
         pixels, owner = torch.as_tensor(pixels, device=device), torch.as_tensor(owner, device=device)
-        for start in range(0, len(pixels), RAY_CHUNK):
-            chunk = pixels[start:start + RAY_CHUNK]
-            params = table if len(members) == 1 else table.index_select(1, owner[start:start + RAY_CHUNK])
+        step = chunk_size(device)
+        for start in range(0, len(pixels), step):
+            chunk = pixels[start:start + step]
+            params = table if len(members) == 1 else table.index_select(1, owner[start:start + step])
             t_new, normal_new, material_new = kind.intersect(
-                members, params, origins.index_select(1, chunk), directions.index_select(1, chunk)
+                members, params, origins.index_select(1, chunk), directions.index_select(1, chunk),
+                t.index_select(0, chunk),
             )
             # Keep the nearest hit per pixel; t only decreases, so later winners overwrite earlier ones.
             # (A miss on a pixel nothing has hit yet also "wins"; its t stays inf, so it changes nothing.)
@@ -121,7 +128,8 @@ def _candidates_by_class(views: list[View], offsets):
     for view, offset in zip(views, offsets):
         for group in view.groups:
             by_kind.setdefault(group.kind, []).append((view.camera, offset, group))
-    for kind, entries in by_kind.items():
+    # Marching classes go last: by then most of their rays know a nearer hit, and they skip those.
+    for kind, entries in sorted(by_kind.items(), key=lambda item: item[0].MARCHES):
         members, tables, pixels, owner = [], [], [], []
         for camera, offset, group in entries:
             view_pixels, view_owner = _window_pixels(camera, group)

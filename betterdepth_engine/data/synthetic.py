@@ -21,14 +21,13 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from betterdepth_engine.data.raycast import Hits, ShadowMap, View, cast, group_by_class, shadow_view
+from betterdepth_engine.data.raycast import Hits, ShadowMap, View, cast, chunk_size, group_by_class, shadow_view
 from betterdepth_engine.data.scenes import HEIGHT_MAP_BANK_SIZE, RELIEF_KINDS, Scene, banked_height_map, random_scene
 from betterdepth_engine.data.shading import FADE_START, add_fog, camera_response, shade, sky
 from betterdepth_engine.data.textures import TEXTURE_BANK_SIZE, albedo, banked_textures, scene_textures
 from betterdepth_engine.data.vectors import dot
 
 VALIDATION_SEED_START = 10**9
-PIXEL_CHUNK = 16384
 SHADOW_RANGE_M = 30.0  # the shadow map frames casters this close to the camera (farther ones may cast none)
 
 
@@ -101,8 +100,9 @@ def _shade(seed, scene: Scene, hits: Hits, shadow_map, textures, brightness, noi
     camera = scene.camera
     # Shading is per pixel; chunks of pixels keep its temporaries in the CPU cache.
     pixel_count = camera.height * camera.width
-    radiance = torch.cat([_radiance(scene, hits, shadow_map, textures, slice(start, start + PIXEL_CHUNK))
-                          for start in range(0, pixel_count, PIXEL_CHUNK)], dim=1)
+    step = chunk_size(device)
+    radiance = torch.cat([_radiance(scene, hits, shadow_map, textures, slice(start, start + step))
+                          for start in range(0, pixel_count, step)], dim=1)
     # Sensor noise: uniform with unit variance (cheaper than Gaussian), from a CPU generator so that it is
     # the same whichever device renders.
     uniform = torch.rand((3, pixel_count), generator=torch.Generator().manual_seed(seed))
