@@ -56,10 +56,10 @@ def score_prediction(disparity: np.ndarray, sample: DepthSample, protocol: EvalP
 
 
 def evaluate_sample(pipeline: BetterDepthPipeline, sample: DepthSample, options: RefineOptions,
-                    protocol: EvalProtocol, alignment: str = "disparity", on_progress=None) -> SampleEvaluation:
+                    protocol: EvalProtocol, alignment: str = "disparity") -> SampleEvaluation:
     """Run the pipeline once on `sample` and score its base prediction and (with a refiner) its refinement."""
     with torch.inference_mode():
-        result = pipeline(LoadedImage(rgb=sample.rgb, path=Path(sample.name)), options, on_progress)
+        result = pipeline(LoadedImage(rgb=sample.rgb, path=Path(sample.name)), options)
     predictions = {"base": result.base_disparity}
     if pipeline.refiner is not None:
         predictions["refined"] = result.disparity
