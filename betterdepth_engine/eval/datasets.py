@@ -75,9 +75,6 @@ class DatasetFiles:
     def names(self) -> list[str]:
         return sorted(self._members)
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._members
-
     def read(self, name: str) -> bytes:
         if name not in self._members:
             raise BetterDepthError(BetterDepthError.BAD_INPUT, f"'{name}' is not in the dataset at '{self.root}'.",
