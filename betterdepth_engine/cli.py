@@ -18,6 +18,7 @@ COMMANDS = {
     "estimate": "estimate",
     "mesh": "mesh",
     "train": "train",
+    "eval": "evaluate",
 }
 
 
