@@ -521,8 +521,9 @@ def outdoor_scene(rng, height, width) -> Scene:
     for _ in range(int(rng.integers(0, 8))):
         add_tree(b, on_ground(log_uniform(rng, 6.0, 80.0), 1.0))
     for _ in range(int(rng.integers(0, 4))):  # buildings with carved facades
-        foot = on_ground(log_uniform(rng, 10.0, 90.0), 1.0)
         size = np.array([rng.uniform(4, 20), rng.uniform(3, 15), rng.uniform(4, 20)])
+        clearance = 0.5 * np.hypot(size[0], size[2]) + 2.0  # keeps the camera out of it
+        foot = on_ground(log_uniform(rng, 10.0, 90.0) + clearance, 1.0)
         angle = rng.uniform(0, 2 * np.pi)
         b.add(box_on_floor((foot[0], foot[2]), foot[1] - 1.0, size + [0, 1.0, 0], angle, b.material()))
         facade = rotation_y(angle)

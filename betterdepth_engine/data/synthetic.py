@@ -24,7 +24,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from betterdepth_engine.data.raycast import Hits, ShadowMap, View, cast, chunk_size, group_by_class, shadow_view
 from betterdepth_engine.data.scenes import HEIGHT_MAP_BANK_SIZE, RELIEF_KINDS, Scene, banked_height_map, random_scene
 from betterdepth_engine.data.shading import FADE_START, add_fog, camera_response, shade, sky
-from betterdepth_engine.data.textures import TEXTURE_BANK_SIZE, albedo, banked_textures, scene_textures
+from betterdepth_engine.data.textures import NOISE_BANK_SIZE, albedo, banked_noise, pattern_atlas, scene_textures
 from betterdepth_engine.data.vectors import dot
 
 VALIDATION_SEED_START = 10**9
@@ -54,8 +54,9 @@ def seed_for(split: str, index: int) -> int:
 def fill_banks() -> None:
     """Make every banked texture and relief pattern now (about a second) rather than on first use, so that
     generation speed is steady from the first scene (the dataset does this in each worker)."""
-    for index in range(TEXTURE_BANK_SIZE):
-        banked_textures(index)
+    for index in range(NOISE_BANK_SIZE):
+        banked_noise(index)
+    pattern_atlas(torch.device("cpu"))
     for kind in RELIEF_KINDS:
         for index in range(HEIGHT_MAP_BANK_SIZE):
             banked_height_map(kind, index)

@@ -1,9 +1,12 @@
-"""Procedural surface colour: materials, the per-scene noise and lettering textures, and albedo per pixel.
+"""Procedural surface colour: materials, banked pattern tiles, and the albedo of every hit point.
 
-Patterns live in world space, box-mapped onto surfaces (each pixel uses the coordinate plane most
-perpendicular to its normal), so a pattern continues across neighbouring surfaces and shows perspective
-like a real texture, yet its edges (stripes, checker, tiles, painted letters) fall where depth is smooth.
-Colours are linear RGB in [0, 1].
+A material mixes two colours by a pattern (noise, stripes, checker, tiles, bricks, painted letters, a
+gradient, or nothing), modulated by dirt. Patterns are tileable grey images in a fixed bank, made once per
+process and laid side by side in one atlas, so that colouring a pixel is one texture lookup whatever its
+pattern. They live in world space, box-mapped onto surfaces (each pixel uses the coordinate plane most
+perpendicular to its normal), scaled and turned per material: a pattern continues across neighbouring
+surfaces and shows perspective like a real texture, yet its edges fall where depth is smooth. Colours are
+linear RGB in [0, 1].
 """
 
 from __future__ import annotations
@@ -18,11 +21,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 from betterdepth_engine.data.vectors import sample_texture
 
-BANK_SEED = 20240725  # the texture banks are fixed; scenes pick from them by seed
-TEXTURE_BANK_SIZE = 32
+BANK_SEED = 20240725  # the banks are fixed; scenes pick from them by seed
 PATTERNS = ("plain", "noise", "stripes", "checker", "tiles", "bricks", "text", "gradient")
+TILE_VARIANTS = 8  # banked tiles per pattern
+TILE_SIZE = 128
 NOISE_TEXTURE_SIZE = 128
-TEXT_TEXTURE_SIZE = (64, 256)  # rows, columns
+NOISE_BANK_SIZE = 32
+# The finest detail of each pattern, as a fraction of its tile: below a few pixels it fades (anti-aliasing).
+FEATURE_SIZE = {"plain": 1.0, "noise": 1 / 16, "stripes": 1 / 8, "checker": 1 / 2, "tiles": 1 / 20,
+                "bricks": 1 / 20, "text": 1 / 40, "gradient": 1.0}
+DIRT_PERIOD_M = 2.0  # one period of the dirt noise on surfaces
 
 
 @dataclass(frozen=True)
@@ -30,18 +38,15 @@ class Material:
     color_a: np.ndarray  # linear RGB
     color_b: np.ndarray  # the pattern's second colour
     pattern: str  # one of PATTERNS
-    scale_m: float  # size of one pattern period (stripe pair, checker square, tile, letter line)
-    angle_rad: float  # rotation of the pattern about world +Y (and of stripes within their plane)
-    noise_weight: float  # how much fBm noise modulates the pattern
+    variant: int  # which of the pattern's banked tiles
+    scale_m: float  # the size of one tile on surfaces
+    angle_rad: float  # rotation of the tile within the surface
     dirt: float  # multiplicative brightness variation, uncorrelated with the pattern
 
 
 @dataclass(frozen=True)
 class SceneTextures:
-    """Tileable textures shared by a scene's materials (torch, 1 x C x (N + 1) x (M + 1), wrap-padded)."""
-
-    noise: torch.Tensor  # 2 channels of independent fBm in [0, 1]
-    text: torch.Tensor  # 1 channel: 1 on painted letters
+    noise: torch.Tensor  # 1 x 2 x (N + 1) x (N + 1): two channels of tileable fBm in [0, 1], wrap-padded
 
 
 def hsv_to_linear_rgb(hue: float, saturation: float, value: float) -> np.ndarray:
@@ -53,27 +58,24 @@ def hsv_to_linear_rgb(hue: float, saturation: float, value: float) -> np.ndarray
 
 
 def random_material(rng: np.random.Generator, patterns=PATTERNS) -> Material:
-    hue = rng.uniform()
-    color_a = hsv_to_linear_rgb(hue, rng.beta(1.2, 2.0), rng.uniform(0.25, 0.95))
+    color_a = hsv_to_linear_rgb(rng.uniform(), rng.beta(1.2, 2.0), rng.uniform(0.25, 0.95))
     # The second colour is often a shade of the first (wood grain, brick and mortar), sometimes unrelated.
     if rng.uniform() < 0.6:
         color_b = color_a * rng.uniform(0.3, 1.6)
     else:
         color_b = hsv_to_linear_rgb(rng.uniform(), rng.beta(1.2, 2.0), rng.uniform(0.2, 0.95))
+    pattern = str(rng.choice(patterns))
+    # Man-made patterns mostly run level; the rest at any angle.
+    level = pattern in ("checker", "tiles", "bricks", "text") and rng.uniform() < 0.7
     return Material(
         color_a=np.clip(color_a, 0.0, 1.0),
         color_b=np.clip(color_b, 0.0, 1.0),
-        pattern=str(rng.choice(patterns)),
-        scale_m=float(np.exp(rng.uniform(np.log(0.05), np.log(2.0)))),
-        angle_rad=float(rng.uniform(0, np.pi)),
-        noise_weight=float(rng.uniform(0.0, 0.6)),
+        pattern=pattern,
+        variant=int(rng.integers(TILE_VARIANTS)),
+        scale_m=float(np.exp(rng.uniform(np.log(0.1), np.log(3.0)))),
+        angle_rad=0.0 if level else float(rng.uniform(0, np.pi)),
         dirt=float(rng.uniform(0.0, 0.5)),
     )
-
-
-def _wrap_pad(texture: np.ndarray) -> np.ndarray:
-    """Repeat the first row and column after the last, so bilinear sampling of frac(u) wraps without a seam."""
-    return np.pad(texture, [(0, 0)] * (texture.ndim - 2) + [(0, 1), (0, 1)], mode="wrap")
 
 
 def fbm_texture(rng: np.random.Generator, size: int, channels: int) -> np.ndarray:
@@ -101,96 +103,114 @@ def lettering_mask(rng: np.random.Generator, rows: int, columns: int, lines: int
     return np.asarray(canvas, np.float32) / 255.0
 
 
-@functools.lru_cache(maxsize=None)
-def banked_textures(index: int) -> tuple[np.ndarray, np.ndarray]:
-    """The index-th (noise, lettering) pair of a fixed bank, wrap-padded; made once per process on first use.
+def pattern_tile(pattern: str, variant: int) -> np.ndarray:
+    """A tileable TILE_SIZE x TILE_SIZE pattern in [0, 1] (0: colour a, 1: colour b); rows run down."""
+    rng = np.random.default_rng([BANK_SEED, PATTERNS.index(pattern), variant])
+    n = TILE_SIZE
+    v, u = (np.mgrid[0:n, 0:n] + 0.5) / n
+    if pattern == "plain":
+        tile = np.zeros((n, n))
+    elif pattern == "noise":
+        tile = fbm_texture(rng, n, 1)[0]
+    elif pattern == "stripes":
+        count, sharpness = rng.integers(1, 5), rng.uniform(1.0, 8.0)
+        tile = 0.5 + 0.5 * np.tanh(sharpness * np.sin(2 * np.pi * count * u) + rng.uniform(-0.5, 0.5))
+    elif pattern == "checker":
+        tile = (np.floor(2 * u) + np.floor(2 * v)) % 2
+    elif pattern in ("tiles", "bricks"):
+        rows = int(rng.integers(1, 4)) * (2 if pattern == "bricks" else 1)
+        columns = rows // 2 if pattern == "bricks" else rows
+        shifted = u * max(columns, 1) + (0.5 * (np.floor(v * rows) % 2) if pattern == "bricks" else 0.0)
+        grout = rng.uniform(0.02, 0.06)
+        across = np.minimum(np.abs(shifted - np.round(shifted)), np.abs(v * rows - np.round(v * rows)))
+        tile = (across < grout).astype(np.float64)
+    elif pattern == "text":
+        tile = lettering_mask(rng, n, n, lines=int(rng.integers(2, 5)))
+    else:  # gradient
+        tile = 0.5 + 0.5 * np.sin(2 * np.pi * v)
+    # A little noise in every pattern, as on real surfaces.
+    roughness = rng.uniform(0.0, 0.3)
+    return np.clip(tile + roughness * (fbm_texture(rng, n, 1)[0] - 0.5), 0.0, 1.0).astype(np.float32)
 
-    Making them costs more than rendering a scene, so scenes draw from TEXTURE_BANK_SIZE of them; each scene
-    still scales, rotates and colours them its own way.
-    """
-    rng = np.random.default_rng([BANK_SEED, index])
-    noise = fbm_texture(rng, NOISE_TEXTURE_SIZE, channels=2)
-    text = lettering_mask(rng, *TEXT_TEXTURE_SIZE, lines=2)[None]
-    return _wrap_pad(noise), _wrap_pad(text)
+
+@functools.lru_cache(maxsize=None)
+def _pattern_bank() -> tuple[np.ndarray, np.ndarray]:
+    tiles = [pattern_tile(p, variant) for p in PATTERNS for variant in range(TILE_VARIANTS)]
+    return np.concatenate([_wrap_pad(tile) for tile in tiles], axis=1), np.array([t.mean() for t in tiles], np.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def pattern_atlas(device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every banked tile, wrap-padded and side by side (1 x 1 x (T + 1) x k(T + 1)), and each tile's mean."""
+    atlas, means = _pattern_bank()
+    return torch.as_tensor(atlas, device=device)[None, None], torch.as_tensor(means, device=device)
+
+
+def _wrap_pad(texture: np.ndarray) -> np.ndarray:
+    """Repeat the first row and column after the last, so bilinear sampling of frac(u) wraps without a seam."""
+    return np.pad(texture, [(0, 0)] * (texture.ndim - 2) + [(0, 1), (0, 1)], mode="wrap")
+
+
+@functools.lru_cache(maxsize=None)
+def banked_noise(index: int) -> np.ndarray:
+    """The index-th noise texture of a fixed bank (2 x (N + 1) x (N + 1), wrap-padded), for dirt and clouds."""
+    return _wrap_pad(fbm_texture(np.random.default_rng([BANK_SEED, 100, index]), NOISE_TEXTURE_SIZE, channels=2))
 
 
 def scene_textures(rng: np.random.Generator, device) -> SceneTextures:
-    noise, text = banked_textures(int(rng.integers(TEXTURE_BANK_SIZE)))
-    return SceneTextures(noise=torch.as_tensor(noise, device=device)[None], text=torch.as_tensor(text, device=device)[None])
+    return SceneTextures(noise=torch.as_tensor(banked_noise(int(rng.integers(NOISE_BANK_SIZE))), device=device)[None])
 
 
 def material_table(materials: list[Material], device) -> torch.Tensor:
     """One column per material (P x M float32), so per-pixel parameters are a single index_select."""
     rows = []
     for m in materials:
-        one_hot = [float(m.pattern == name) for name in PATTERNS]
-        rows.append([*m.color_a, *m.color_b, 1.0 / m.scale_m, np.cos(m.angle_rad), np.sin(m.angle_rad),
-                     m.noise_weight, m.dirt, *one_hot])
+        tile = PATTERNS.index(m.pattern) * TILE_VARIANTS + m.variant
+        rows.append([*m.color_a, *m.color_b, 1.0 / m.scale_m, np.cos(m.angle_rad), np.sin(m.angle_rad), tile,
+                     1.0 / FEATURE_SIZE[m.pattern], m.dirt])
     return torch.as_tensor(np.asarray(rows, np.float32).T.copy(), device=device)
 
 
-def _sample_wrapped(texture: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Bilinear lookup of a wrap-padded texture at texture coordinates (one period = 1), C x H x W."""
-    return sample_texture(texture, (u - torch.floor(u)) * 2 - 1, (v - torch.floor(v)) * 2 - 1)
-
-
-def _box_mapped(points: torch.Tensor, normal: torch.Tensor, cos_a: torch.Tensor, sin_a: torch.Tensor):
-    """Surface coordinates (u, v) in metres: the pixel's world point, rotated about +Y by the material angle,
-    projected on the coordinate plane most perpendicular to the (equally rotated) normal. v runs down walls."""
-    x = cos_a * points[0] + sin_a * points[2]
-    z = -sin_a * points[0] + cos_a * points[2]
-    nx = (cos_a * normal[0] + sin_a * normal[2]).abs()
-    nz = (-sin_a * normal[0] + cos_a * normal[2]).abs()
-    ny = normal[1].abs()
+def _box_mapped(points: torch.Tensor, normal: torch.Tensor):
+    """Surface coordinates (u, v) in metres: the point projected on the world coordinate plane most
+    perpendicular to the normal (v runs down walls)."""
+    nx, ny, nz = normal[0].abs(), normal[1].abs(), normal[2].abs()
     facing_y = ((ny >= nx) & (ny >= nz)).float()
     facing_x = ((nx > ny) & (nx >= nz)).float()
-    facing_z = 1.0 - facing_y - facing_x
-    u = facing_y * x + facing_x * z + facing_z * x
-    v = facing_y * z - (1.0 - facing_y) * points[1]
+    u = points[0] + facing_x * (points[2] - points[0])
+    v = facing_y * points[2] - (1.0 - facing_y) * points[1]
     return u, v
 
 
 def albedo(points, normal, material, materials: list[Material], textures: SceneTextures, footprint_m) -> torch.Tensor:
     """Linear-RGB albedo (3 x N) of hit points (3 x N); material -1 (nothing hit) gets material 0's colour.
 
-    footprint_m is the size of a pixel on the surface (N). Where a pattern's period covers only a few pixels
-    it fades to its average: a cheap stand-in for texture filtering, without which fine stripes, tiles and
-    letters would alias into moire.
+    footprint_m is the size of a pixel on the surface (N). Where a pattern's finest detail covers only a few
+    pixels it fades to the pattern's mean: a cheap stand-in for texture filtering, without which fine stripes,
+    tiles and letters would alias into moire.
     """
-    table = material_table(materials, points.device)
-    p = table.index_select(1, material.clamp(min=0))
-    color_a, color_b, inverse_scale, cos_a, sin_a, noise_weight, dirt = p[0:3], p[3:6], p[6], p[7], p[8], p[9], p[10]
-    pattern_weight = dict(zip(PATTERNS, p[11:]))
-    used = {m.pattern for m in materials}
-    pixel_units = footprint_m * inverse_scale  # the pixel's size in pattern units
-
-    def visible(pattern, average: float, period: float):
-        return average + (pattern - average) * (1.5 - 4.0 * pixel_units / period).clamp(0.0, 1.0)
-
-    u, v = _box_mapped(points, normal, cos_a, sin_a)
-    u, v = u * inverse_scale, v * inverse_scale
-    noise = visible(_sample_wrapped(textures.noise, u * 0.25, v * 0.25), 0.5, 0.25)
-    mix = noise_weight * (noise[0] - 0.5)
-    if "noise" in used:
-        mix = mix + pattern_weight["noise"] * noise[0]
-    if "stripes" in used:
-        # Stripes run at the material angle within the surface; tanh sharpens sinusoids into bands.
-        across = torch.sin(2 * np.pi * (cos_a * u + sin_a * v))
-        mix = mix + pattern_weight["stripes"] * visible(0.5 + 0.5 * torch.tanh(4.0 * across), 0.5, 1.0)
-    if "checker" in used:
-        checker = torch.remainder(torch.floor(u) + torch.floor(v), 2.0)
-        mix = mix + pattern_weight["checker"] * visible(checker, 0.5, 2.0)
-    if "tiles" in used or "bricks" in used:
-        row_shift = 0.5 * torch.remainder(torch.floor(2 * v), 2.0) * pattern_weight["bricks"]
-        tile_u = u + row_shift
-        tile_v = v * (1.0 + pattern_weight["bricks"])  # bricks are half as tall as they are wide
-        grout = torch.minimum((tile_u - torch.round(tile_u)).abs(), (tile_v - torch.round(tile_v)).abs()) < 0.04
-        mix = mix + (pattern_weight["tiles"] + pattern_weight["bricks"]) * visible(grout.float(), 0.15, 0.25)
-    if "text" in used:
-        letters = _sample_wrapped(textures.text, u * 0.25, v)[0]
-        mix = mix + pattern_weight["text"] * visible(letters, 0.15, 0.1)
-    if "gradient" in used:
-        mix = mix + pattern_weight["gradient"] * (0.5 + 0.5 * torch.sin(0.5 * v))
-    mix = mix.clamp(0.0, 1.0)
+    p = material_table(materials, points.device).index_select(1, material.clamp(min=0))
+    color_a, color_b, inverse_scale, cos_a, sin_a, tile, inverse_feature, dirt = (
+        p[0:3], p[3:6], p[6], p[7], p[8], p[9], p[10], p[11])
+    atlas, means = pattern_atlas(points.device)
+    u_m, v_m = _box_mapped(points, normal)
+    # The tile's coordinates, turned by the material angle and wrapped into [0, 1).
+    u = (cos_a * u_m - sin_a * v_m) * inverse_scale
+    v = (sin_a * u_m + cos_a * v_m) * inverse_scale
+    u, v = u - torch.floor(u), v - torch.floor(v)
+    tile_columns = TILE_SIZE + 1
+    column = (tile * tile_columns + u * TILE_SIZE) * (2.0 / (atlas.shape[-1] - 1)) - 1
+    mix = sample_texture(atlas, column, v * 2 - 1)[0]
+    mean = means.index_select(0, tile.long())
+    mix = mean + (mix - mean) * _visibility(footprint_m * inverse_scale * inverse_feature)
     color = color_a + (color_b - color_a) * mix
-    return color * (1.0 + dirt * (2.0 * noise[1] - 1.0))
+    dirt_u, dirt_v = u_m * (1 / DIRT_PERIOD_M), v_m * (1 / DIRT_PERIOD_M)
+    dirt_u, dirt_v = dirt_u - torch.floor(dirt_u), dirt_v - torch.floor(dirt_v)
+    grime = sample_texture(textures.noise[:, 1:], dirt_u * 2 - 1, dirt_v * 2 - 1)[0]
+    grime = 0.5 + (grime - 0.5) * _visibility(footprint_m * (16 / DIRT_PERIOD_M))
+    return color * (1.0 + dirt * (2.0 * grime - 1.0))
+
+
+def _visibility(pixel_over_detail: torch.Tensor) -> torch.Tensor:
+    """How much of a detail to show: 1 where it spans 8 pixels or more, fading to 0 at about 2.7 pixels."""
+    return (1.5 - 4.0 * pixel_over_detail).clamp(0.0, 1.0)
