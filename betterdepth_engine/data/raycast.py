@@ -113,8 +113,8 @@ def cast(views: list[View], device) -> list[Hits]:
     hits = []
     for view, (view_origins, view_directions), start, stop in zip(views, rays, offsets[:-1], offsets[1:]):
         shape = (view.camera.height, view.camera.width)
-        hits.append(Hits(view_origins, view_directions, t[start:stop].view(shape), normal[:, start:stop].view(3, *shape),
-                         material[start:stop].view(shape).long()))
+        hits.append(Hits(view_origins, view_directions, t[start:stop].view(shape),
+                         normal[:, start:stop].view(3, *shape), material[start:stop].view(shape).long()))
     return hits
 
 
@@ -140,7 +140,8 @@ def _candidates_by_class(views: list[View], offsets):
         pixels = np.concatenate(pixels)
         if len(pixels):
             table = np.concatenate(tables)
-            yield kind, members, np.concatenate([table, np.arange(len(table))[:, None]], axis=1), pixels, np.concatenate(owner)
+            table = np.concatenate([table, np.arange(len(table))[:, None]], axis=1)
+            yield kind, members, table, pixels, np.concatenate(owner)
 
 
 def _window_pixels(camera: Camera, group: Group) -> tuple[np.ndarray, np.ndarray]:

@@ -108,7 +108,8 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 def rod(start, end, radius_m: float, material: int) -> Cylinder:
     """A thin cylinder between two points (legs, poles, wires, rails)."""
     start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
-    return Cylinder(0.5 * (start + end), rotation_z_to(end - start), radius_m, 0.5 * np.linalg.norm(end - start), material)
+    length = np.linalg.norm(end - start)
+    return Cylinder(0.5 * (start + end), rotation_z_to(end - start), radius_m, 0.5 * length, material)
 
 
 def box_on_floor(center_xz, floor_y, size_m, angle_rad, material) -> Box:
@@ -233,7 +234,8 @@ def add_chair(b: _Builder, center_xz, floor_y, angle) -> None:
     back_height = rng.uniform(0.35, 0.6)
     frame = b.material()
     origin = np.array([center_xz[0], floor_y, center_xz[1]])
-    b.add(Box(local_point(origin, angle, [0, seat_y, 0]), rotation_y(angle), np.array([seat / 2, 0.02, seat / 2]), frame))
+    b.add(Box(local_point(origin, angle, [0, seat_y, 0]), rotation_y(angle), np.array([seat / 2, 0.02, seat / 2]),
+              frame))
     corners = [(sx, sz) for sx in (-1, 1) for sz in (-1, 1)]
     for sx, sz in corners:
         foot = local_point(origin, angle, [sx * (seat / 2 - leg), 0, sz * (seat / 2 - leg)])
@@ -263,7 +265,8 @@ def add_shelf(b: _Builder, center_xz, floor_y, angle) -> None:
         b.add(Box(local_point(origin, angle, [sx * width / 2, height / 2, 0]), rotation_y(angle),
                   np.array([board / 2, height / 2, depth / 2]), wood))
     for y in np.linspace(board, height - board, int(rng.integers(3, 6))):
-        b.add(Box(local_point(origin, angle, [0, y, 0]), rotation_y(angle), np.array([width / 2, board / 2, depth / 2]), wood))
+        b.add(Box(local_point(origin, angle, [0, y, 0]), rotation_y(angle),
+                  np.array([width / 2, board / 2, depth / 2]), wood))
         if rng.uniform() < 0.5:
             add_prop(b, local_point(origin, angle, [rng.uniform(-0.3, 0.3) * width, y + board / 2, 0]), max_size=0.2)
 
@@ -279,7 +282,8 @@ def add_lamp(b: _Builder, center_xz, floor_y) -> None:
     if rng.uniform() < 0.5:
         b.add(Sphere(base + [0, height + 0.12, 0], rng.uniform(0.1, 0.2), shade))
     else:
-        b.add(Cylinder(base + [0, height, 0], rotation_z_to([0, 1, 0]), rng.uniform(0.12, 0.25), rng.uniform(0.08, 0.15), shade))
+        radius, half_height = rng.uniform(0.12, 0.25), rng.uniform(0.08, 0.15)
+        b.add(Cylinder(base + [0, height, 0], rotation_z_to([0, 1, 0]), radius, half_height, shade))
 
 
 def add_prop(b: _Builder, bottom, max_size: float) -> None:
@@ -295,7 +299,8 @@ def add_prop(b: _Builder, bottom, max_size: float) -> None:
         half = size * rng.uniform(0.2, 0.5, 3)
         b.add(Box(bottom + [0, half[1], 0], rotation_y(rng.uniform(0, np.pi)), half, material))
     elif kind == "cylinder":
-        b.add(Cylinder(bottom + [0, size / 2, 0], rotation_z_to([0, 1, 0]), size * rng.uniform(0.1, 0.4), size / 2, material))
+        radius = size * rng.uniform(0.1, 0.4)
+        b.add(Cylinder(bottom + [0, size / 2, 0], rotation_z_to([0, 1, 0]), radius, size / 2, material))
     elif kind == "torus":
         minor = size * rng.uniform(0.06, 0.15)
         b.add(Torus(bottom + [0, size / 2, 0], rotation_z_to(rng.normal(size=3)), size / 2 - minor, minor, material))
@@ -308,14 +313,16 @@ def add_random_solid(b: _Builder, center, size_m: float) -> None:
     """A primitive of any kind and orientation, for still lifes and outdoor clutter."""
     rng = b.rng
     material = b.material()
-    kind = rng.choice(["sphere", "box", "cylinder", "torus", "rod", "grid", "relief"], p=[0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.1])
+    kind = rng.choice(["sphere", "box", "cylinder", "torus", "rod", "grid", "relief"],
+                      p=[0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.1])
     center = np.asarray(center, np.float64)
     if kind == "sphere":
         b.add(Sphere(center, size_m / 2, material))
     elif kind == "box":
         b.add(Box(center, random_rotation(rng), size_m * rng.uniform(0.1, 0.6, 3), material))
     elif kind == "cylinder":
-        b.add(Cylinder(center, random_rotation(rng), size_m * rng.uniform(0.05, 0.3), size_m * rng.uniform(0.2, 0.6), material))
+        radius, half_length = size_m * rng.uniform(0.05, 0.3), size_m * rng.uniform(0.2, 0.6)
+        b.add(Cylinder(center, random_rotation(rng), radius, half_length, material))
     elif kind == "torus":
         minor = size_m * rng.uniform(0.04, 0.15)
         b.add(Torus(center, random_rotation(rng), size_m / 2 - minor, minor, material))
@@ -326,8 +333,9 @@ def add_random_solid(b: _Builder, center, size_m: float) -> None:
     elif kind == "grid":
         spacing = size_m * rng.uniform(0.05, 0.2)
         radius = b.thin_radius(spacing * rng.uniform(0.05, 0.2), center)
-        b.add(WireGrid(center, random_rotation(rng), (size_m / 2, size_m / 2), (spacing, spacing * rng.choice([0, 1, 1])),
-                       min(radius, 0.3 * spacing), material))
+        spacings = (spacing, spacing * rng.choice([0, 1, 1]))  # a third are pickets only
+        b.add(WireGrid(center, random_rotation(rng), (size_m / 2, size_m / 2), spacings, min(radius, 0.3 * spacing),
+                       material))
     else:
         b.add(relief_panel(rng, center, random_rotation(rng), size_m, size_m * rng.uniform(0.4, 1.0), material))
 
@@ -355,7 +363,8 @@ def add_fence(b: _Builder, start, direction, ground_height, length_m: float) -> 
             spacing = rng.uniform(0.04, 0.2)
             center = 0.5 * (a + c) + [0, height / 2, 0]
             radius = min(b.thin_radius(rng.uniform(0.002, 0.006), center), 0.3 * spacing)
-            b.add(WireGrid(center, rotation_y(angle), (post_gap / 2 - post, height / 2), (spacing, spacing), radius, wire))
+            half_size = (post_gap / 2 - post, height / 2)
+            b.add(WireGrid(center, rotation_y(angle), half_size, (spacing, spacing), radius, wire))
         else:
             for y in np.linspace(0.25, 0.95, int(rng.integers(2, 5))) * height:
                 b.rod(a + [0, y, 0], c + [0, y, 0], rng.uniform(0.003, 0.012), wire)
@@ -373,7 +382,8 @@ def add_power_line(b: _Builder, start, direction, ground_height, rng_span=(15.0,
     arm_half = rng.uniform(0.6, 1.2)
     for foot in feet:
         b.rod(foot, foot + [0, pole_height, 0], rng.uniform(0.1, 0.15), pole)
-        b.rod(foot + [0, pole_height - 0.3, 0] - arm_half * side, foot + [0, pole_height - 0.3, 0] + arm_half * side, 0.05, pole)
+        arm = foot + [0, pole_height - 0.3, 0]
+        b.rod(arm - arm_half * side, arm + arm_half * side, 0.05, pole)
     for offset in np.linspace(-arm_half * 0.9, arm_half * 0.9, int(rng.integers(2, 4))):
         sag = rng.uniform(0.3, 1.0)
         for a, c in zip(feet[:-1], feet[1:]):
@@ -557,7 +567,8 @@ def still_life_scene(rng, height, width) -> Scene:
         size = depth * log_uniform(rng, 0.05, 0.5)
         center[1] = max(center[1], floor_y + size / 2)
         add_random_solid(b, center, size)
-    return Scene("still_life", camera, random_lighting(rng, outdoor=rng.uniform() < 0.5), 40.0, b.materials, b.primitives)
+    lighting = random_lighting(rng, outdoor=rng.uniform() < 0.5)
+    return Scene("still_life", camera, lighting, 40.0, b.materials, b.primitives)
 
 
 def relief_wall_scene(rng, height, width) -> Scene:
@@ -581,7 +592,8 @@ def relief_wall_scene(rng, height, width) -> Scene:
     return Scene("relief_wall", camera, random_lighting(rng, outdoor=True), 40.0, b.materials, b.primitives)
 
 
-LAYOUTS = {"room": room_scene, "outdoor": outdoor_scene, "still_life": still_life_scene, "relief_wall": relief_wall_scene}
+LAYOUTS = {"room": room_scene, "outdoor": outdoor_scene, "still_life": still_life_scene,
+           "relief_wall": relief_wall_scene}
 
 
 def random_scene(rng: np.random.Generator, height: int, width: int, kind: str | None = None) -> Scene:

@@ -37,7 +37,8 @@ def sky(directions, lighting: Lighting, noise: torch.Tensor) -> torch.Tensor:
     """Sky radiance seen along unit directions: horizon-to-zenith gradient, sun glow, clouds from `noise`."""
     elevation = directions[1].clamp(min=0.0)
     zenith_blend = torch.sqrt(elevation)
-    color = as_column(lighting.horizon_rgb, directions) * (1 - zenith_blend) + as_column(lighting.sky_rgb, directions) * zenith_blend
+    horizon, zenith = as_column(lighting.horizon_rgb, directions), as_column(lighting.sky_rgb, directions)
+    color = horizon + (zenith - horizon) * zenith_blend
     toward_sun = dot(directions, as_column(lighting.toward_sun, directions)).clamp(min=0.0)
     color = color + as_column(lighting.sun_rgb, directions) * (0.05 * toward_sun**8 + 0.5 * toward_sun**256)
     # Clouds: noise on a flat cloud layer, projected along the ray; they thin out toward the horizon.

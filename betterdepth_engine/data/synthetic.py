@@ -1,7 +1,7 @@
 """Synthetic training data generated on the fly: procedural 3-D scenes, ray-cast with exact depth.
 
 A sample (see `SyntheticSample`):
-- image: float32 3 x H x W, display (sRGB-like, gamma 2.2) values in [0, 1].
+- image: float32 3 x H x W, display values (gamma 2, close to sRGB) in [0, 1].
 - depth: float32 H x W, metres along the camera's +Z axis (OpenCV z, not distance along the ray);
   exactly 0 where valid_mask is False.
 - valid_mask: bool H x W; False on sky and background: pixels whose ray hits nothing nearer than the
@@ -87,7 +87,8 @@ def _render(jobs: list[tuple[Scene, np.random.Generator, int]], device) -> list[
         groups = group_by_class(scene.primitives)
         shadow = shadow_view(groups, scene.lighting.toward_sun, scene.camera.position_m, SHADOW_RANGE_M)
         views += [View(scene.camera, groups)] + ([shadow] if shadow else [])
-        prepared.append((seed, scene, shadow, scene_textures(rng, device), rng.uniform(0.2, 0.4), rng.uniform(0.0, 0.02)))
+        brightness, noise_std = rng.uniform(0.2, 0.4), rng.uniform(0.0, 0.02)
+        prepared.append((seed, scene, shadow, scene_textures(rng, device), brightness, noise_std))
     hits = iter(cast(views, device))
     samples = []
     for seed, scene, shadow, textures, brightness, noise_std in prepared:

@@ -50,7 +50,8 @@ def test_sample_shapes_types_and_ranges(kind):
 
 
 def test_same_seed_same_scene_different_seed_different_scene():
-    first, again, other = generate_scene(11, HEIGHT, WIDTH), generate_scene(11, HEIGHT, WIDTH), generate_scene(12, HEIGHT, WIDTH)
+    first, again = generate_scene(11, HEIGHT, WIDTH), generate_scene(11, HEIGHT, WIDTH)
+    other = generate_scene(12, HEIGHT, WIDTH)
     assert torch.equal(first.image, again.image) and torch.equal(first.depth, again.depth)
     assert torch.equal(first.valid_mask, again.valid_mask) and first.focal_px == again.focal_px
     assert not torch.equal(first.depth, other.depth) and not torch.equal(first.image, other.image)
@@ -117,7 +118,8 @@ def test_a_thin_wire_is_drawn_at_its_depth():
 
 
 def test_generated_scenes_contain_thin_structures():
-    samples = generate_scenes(range(20, 28), 96, 96, kind="room") + generate_scenes(range(20, 28), 96, 96, kind="outdoor")
+    samples = generate_scenes(range(20, 28), 96, 96, kind="room")
+    samples += generate_scenes(range(20, 28), 96, 96, kind="outdoor")
     with_thin = [bool(_thin_structure_pixels(s.depth, s.valid_mask).sum() >= 5) for s in samples]
     assert sum(with_thin) >= 4
 
