@@ -1,4 +1,4 @@
-"""The BetterDepth pipeline: base model -> refiner -> ensemble -> result, one image at a time.
+"""The BetterDepth pipeline: base model -> refiner -> ensemble -> result, for one image or a batch.
 
 Every array in a `DepthResult` is affine-invariant disparity in the *base model's* frame (the same scale and
 shift as `base_disparity`), float32, at the input image's resolution, NaN where the base had no valid value.
@@ -19,6 +19,7 @@ from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BaseDepthModel, BasePrediction
 from betterdepth_engine.models.refiner import DepthRefiner
+from betterdepth_engine.resize import image_to_tensor, resize_and_pad, unpad
 
 # on_progress(stage, done, total): stages are "base", "refine" (per denoising step) and "ensemble".
 ProgressCallback = Callable[[str, int, int], None]
@@ -60,26 +61,6 @@ class DepthResult:
     uncertainty: np.ndarray | None  # spread of the ensemble members, in disparity units; None for 1 member
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     metadata: dict = field(default_factory=dict)
-
-
-def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """H x W x 3 uint8 -> [1, 3, H, W] float32 in [-1, 1]."""
-    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-
-
-def resize_and_pad(tensor: torch.Tensor, processing_resolution: int, multiple: int) -> tuple[torch.Tensor, tuple]:
-    """Resize so the long side is `processing_resolution` (0 keeps the size), then pad to a multiple of `multiple`."""
-    from diffusers.pipelines.marigold import MarigoldImageProcessor as Resizer
-
-    if processing_resolution > 0:
-        tensor = Resizer.resize_to_max_edge(tensor, processing_resolution, "bilinear")
-    return Resizer.pad_image(tensor, multiple)
-
-
-def unpad(tensor: torch.Tensor, padding: tuple) -> torch.Tensor:
-    from diffusers.pipelines.marigold import MarigoldImageProcessor as Resizer
-
-    return Resizer.unpad_image(tensor, padding)
 
 
 class BetterDepthPipeline:

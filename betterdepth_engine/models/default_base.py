@@ -20,6 +20,7 @@ from torch import nn
 from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BasePrediction
+from betterdepth_engine.resize import image_to_tensor, resize_and_pad, unpad
 
 CLASS_NAME = "SmallDepthNet"
 
@@ -107,13 +108,10 @@ class DefaultBaseModel:
 
     @torch.no_grad()
     def predict(self, image: LoadedImage) -> BasePrediction:
-        from diffusers.pipelines.marigold import MarigoldImageProcessor as Resizer
-
         device, dtype = self.network.device, self.network.dtype
-        pixels = torch.from_numpy(image.rgb).permute(2, 0, 1)[None].to(device, torch.float32) / 127.5 - 1.0
-        resized = Resizer.resize_to_max_edge(pixels, self.network.config.processing_resolution, "bilinear")
-        padded, padding = Resizer.pad_image(resized, self.network.downscale_factor)
-        disparity = Resizer.unpad_image(self.network(padded.to(dtype)).float(), padding)
+        padded, padding = resize_and_pad(image_to_tensor(image.rgb).to(device),
+                                         self.network.config.processing_resolution, self.network.downscale_factor)
+        disparity = unpad(self.network(padded.to(dtype)).float(), padding)
         disparity = F.interpolate(disparity, size=(image.height, image.width), mode="bilinear", align_corners=False)
         disparity = disparity[0, 0].cpu().numpy().astype(np.float32)
         return BasePrediction(disparity=disparity, valid_mask=np.ones_like(disparity, dtype=bool))
