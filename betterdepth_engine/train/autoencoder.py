@@ -19,8 +19,10 @@ from betterdepth_engine.train.loop import (
 )
 
 AUTOENCODER_PRESETS = {
-    # 8x downsampling (4 blocks), 4 latent channels: SD's latent layout at a fraction of the size.
-    "small": dict(block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=16),
+    # 8x downsampling (4 blocks), 4 latent channels: SD's latent layout at a fraction of the size. Sized for
+    # the CPU budget: at 512 px it encodes image + conditioning in ~0.2 s and decodes in ~0.26 s on 2 cores
+    # (32 channels at full resolution instead of 16 cost 4x that).
+    "small": dict(block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8),
     "tiny": dict(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4),
 }
 
