@@ -478,7 +478,8 @@ class Terrain:
         # steepest * |d_xz| - d_y per metre: no hit comes before clearance / that rate (none if it is <= 0).
         steepest = sum(a.abs() * torch.sqrt(fx * fx + fz * fz) for a, fx, fz, _ in waves)
         closing = steepest * torch.sqrt(directions[0] ** 2 + directions[2] ** 2) - directions[1]
-        clearance = _terrain_gap(waves, base, origins, directions, torch.zeros_like(dy)).clamp(min=0.0)
+        clearance = _terrain_gap(_along_rays(waves, origins, directions), base, origins, directions, 0.0)
+        clearance = clearance.clamp(min=0.0)
         earliest = torch.where(closing > 0, clearance / closing.clamp(min=1e-9), INF)
         t_start = torch.maximum(torch.minimum(t_top, t_bottom).clamp(min=NEAR_M), earliest)
         t_end = torch.minimum(torch.minimum(torch.maximum(t_top, t_bottom), max_distance), t_max)
@@ -494,21 +495,28 @@ class Terrain:
         return t, normal, material
 
 
-def _terrain_gap(waves, base, origins, directions, t):
+def _along_rays(waves, origins, directions):
+    """Per wave: amplitude, phase at the ray origin, and phase change per metre along the ray, so that the
+    ground under the point at t is base + sum a * sin(phase + t * rate): two ops per wave per evaluation."""
+    return [(a, fx * origins[0] + fz * origins[2] + p, fx * directions[0] + fz * directions[2])
+            for a, fx, fz, p in waves]
+
+
+def _terrain_gap(profile, base, origins, directions, t):
     """Height above the sum-of-sines ground of the points at distance t along the rays."""
-    x, z = origins[0] + t * directions[0], origins[2] + t * directions[2]
-    return origins[1] + t * directions[1] - base - sum(a * torch.sin(fx * x + fz * z + p) for a, fx, fz, p in waves)
+    ground = sum(a * torch.sin(phase + t * rate) for a, phase, rate in profile)
+    return origins[1] + t * directions[1] - base - ground
 
 
 def _march_terrain(waves, base, origins, directions, t_start, t_end):
     """First hits of rays with the ground between t_start and t_end, and the normals there."""
-    t = _first_crossing(lambda t_: _terrain_gap(waves, base, origins, directions, t_), t_start, t_end,
+    profile = _along_rays(waves, origins, directions)
+    t = _first_crossing(lambda t_: _terrain_gap(profile, base, origins, directions, t_), t_start, t_end,
                         TERRAIN_MARCH_STEPS, geometric=True)
-    x = origins[0] + t.nan_to_num(posinf=0.0) * directions[0]
-    z = origins[2] + t.nan_to_num(posinf=0.0) * directions[2]
+    t_hit = t.nan_to_num(posinf=0.0)
     slope_x, slope_z = torch.zeros_like(t), torch.zeros_like(t)
-    for a, fx, fz, p in waves:
-        wave = a * torch.cos(fx * x + fz * z + p)
+    for (_, fx, fz, _), (a, phase, rate) in zip(waves, profile):
+        wave = a * torch.cos(phase + t_hit * rate)
         slope_x, slope_z = slope_x + fx * wave, slope_z + fz * wave
     return t, normalized(torch.stack([-slope_x, torch.ones_like(t), -slope_z]))
 

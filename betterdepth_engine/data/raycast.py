@@ -29,7 +29,7 @@ def chunk_size(device) -> int:
 @dataclass
 class Hits:
     """The closest hit per pixel of a view: t in metres along the unit ray (inf = nothing hit), its unit
-    normal (3 x H x W, world space, facing the ray) and the material row (-1 = nothing hit)."""
+    normal (3 x H x W, world space, either orientation) and the material row (-1 = nothing hit)."""
 
     origins: torch.Tensor  # 3 x H x W, or 3 x 1 x 1 for a pinhole camera
     directions: torch.Tensor
@@ -108,8 +108,7 @@ def cast(views: list[View], device) -> list[Hits]:
             target = chunk + (total - chunk) * losers  # losers write to the spare slot (cheaper than where)
             normal.index_copy_(1, target, normal_new.expand(3, len(chunk)))
             material.index_copy_(0, target, material_new.expand(len(chunk)))
-    # Shading wants the side of the surface that the ray sees (room walls are seen from inside).
-    normal = normal[:, :-1] * torch.where(dot(normal[:, :-1], directions) > 0, -1.0, 1.0)
+    normal = normal[:, :-1]
     hits = []
     for view, (view_origins, view_directions), start, stop in zip(views, rays, offsets[:-1], offsets[1:]):
         shape = (view.camera.height, view.camera.width)

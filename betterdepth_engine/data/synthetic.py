@@ -120,12 +120,14 @@ def _radiance(scene: Scene, hits: Hits, shadow_map: ShadowMap | None, textures, 
     """Linear radiance (3 x N) of a run of pixels: shaded surfaces in fog, the sky where nothing valid was hit."""
     t = hits.t.view(-1)[pixels]
     directions = hits.directions.reshape(3, -1)[:, pixels]
-    normal = hits.normal.view(3, -1)[:, pixels]
     points = hits.origins.reshape(3, -1) + t.nan_to_num(posinf=0.0) * directions
+    # Shading wants the side of the surface that the ray sees (room walls are seen from inside).
+    cos_view = dot(hits.normal.view(3, -1)[:, pixels], directions)
+    normal = hits.normal.view(3, -1)[:, pixels] * torch.where(cos_view > 0, -1.0, 1.0)
     lighting = scene.lighting
     sunlit = torch.ones_like(t) if shadow_map is None else shadow_map.sunlit(points, normal)
     # A pixel's footprint on the surface: distance / focal, stretched where the surface is seen obliquely.
-    footprint_m = t.nan_to_num(posinf=0.0) / scene.camera.focal_px / dot(normal, directions).abs().clamp(min=0.2)
+    footprint_m = t.nan_to_num(posinf=0.0) / scene.camera.focal_px / cos_view.abs().clamp(min=0.2)
     color = albedo(points, normal, hits.material.view(-1)[pixels], scene.materials, textures, footprint_m)
     surface = shade(color, normal, sunlit, lighting)
     if not bool((t > FADE_START * scene.max_depth_m).any()) and not np.isfinite(lighting.fog_distance_m):
