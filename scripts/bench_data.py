@@ -3,10 +3,9 @@
     python scripts/bench_data.py            # about a minute
 
 Each configuration renders validation scenes in batches of 8 (SyntheticDepthDataset's way) after a
-warm-up batch; the texture banks are filled first. Configurations: one process with torch using 2 threads;
-one process with 1 thread; and a DataLoader with 2 worker processes of 1 thread each, which is how training
-should use a 2-core machine (intra-op threads barely help on the small, cache-sized chunks the renderer
-works in).
+warm-up batch; the texture banks are filled first. Configurations: one process (the caller set to 2 torch
+threads; the renderer itself runs on one, see data/synthetic.py), and a DataLoader with 2 worker processes,
+which is how training should use a 2-core machine.
 """
 
 from __future__ import annotations
@@ -71,9 +70,8 @@ def main() -> None:
     print("| resolution | configuration | images/s | ms per image |")
     print("|---|---|---|---|")
     for size, images in ((256, args.images), (512, max(BATCH, args.images // 4))):
-        rows = [("1 process, 2 torch threads", in_process(size, images, threads=2)),
-                ("1 process, 1 torch thread", in_process(size, images, threads=1)),
-                ("DataLoader, 2 worker processes x 1 thread", worker_processes(size, images, workers=2))]
+        rows = [("1 process (torch.set_num_threads(2))", in_process(size, images, threads=2)),
+                ("DataLoader, 2 worker processes", worker_processes(size, images, workers=2))]
         for label, rate in rows:
             print(f"| {size}x{size} | {label} | {rate:.1f} | {1000 / rate:.0f} |", flush=True)
 

@@ -82,6 +82,20 @@ def render_scene(scene: Scene, seed: int = 0, device="cpu") -> SyntheticSample:
 
 
 def _render(jobs: list[tuple[Scene, np.random.Generator, int]], device) -> list[SyntheticSample]:
+    if torch.device(device).type != "cpu":
+        return _render_on(jobs, device)
+    # One intra-op thread: the renderer works in cache-sized chunks that threads barely speed up, and two
+    # OpenMP threads slow it down several times over as soon as another process holds a core. To use more
+    # cores, render in DataLoader worker processes.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _render_on(jobs, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _render_on(jobs: list[tuple[Scene, np.random.Generator, int]], device) -> list[SyntheticSample]:
     prepared, views = [], []
     for scene, rng, seed in jobs:
         groups = group_by_class(scene.primitives)

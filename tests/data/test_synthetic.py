@@ -146,3 +146,9 @@ def test_dataset_batches_and_resuming():
     assert batch["depth"].shape == (3, HEIGHT, WIDTH) and batch["valid_mask"].dtype == torch.bool
     assert batch["focal_px"].shape == (3,) and batch["seed"].tolist() == [6, 7, 8]
     assert torch.equal(batch["depth"][1], generate_scene(7, HEIGHT, WIDTH).depth)
+
+
+def test_rendering_on_cpu_leaves_the_thread_setting_as_it_was():
+    threads = torch.get_num_threads()
+    generate_scene(1, 16, 16)
+    assert torch.get_num_threads() == threads
