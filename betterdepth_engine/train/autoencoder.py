@@ -14,15 +14,17 @@ import torch
 
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, save_checkpoint, synthetic_batches,
-    training_device,
+    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, random_crops, save_checkpoint,
+    synthetic_batches, training_device,
 )
 
 AUTOENCODER_PRESETS = {
     # 8x downsampling (4 blocks), 4 latent channels: SD's latent layout at a fraction of the size. Sized for
     # the CPU budget: at 512 px it encodes image + conditioning in ~0.2 s and decodes in ~0.26 s on 2 cores
     # (32 channels at full resolution instead of 16 cost 4x that).
-    "small": dict(block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8),
+    # No attention in the middle block: it would be trained on crops and run on whole images of any size.
+    "small": dict(block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=8,
+                  mid_block_add_attention=False),
     "tiny": dict(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4),
 }
 
@@ -34,6 +36,9 @@ class AutoencoderTrainingSettings(RunSettings):
     kl_weight: float = 1e-6
     gradient_weight: float = 1.0
     sky_as_far: bool = True
+    crop_size: int = 0  # train on random crops of this size (0 = whole images); the model is fully convolutional
+
+
 
 
 def gradient_l1(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -56,18 +61,20 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * blocks, up_block_types=("UpDecoderBlock2D",) * blocks,
                         latent_channels=4, sample_size=settings.height, **preset).to(device).train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    crop_generator = torch.Generator().manual_seed(settings.seed)
     state = load_checkpoint(folder)
     first_step = 0
     if state is not None:
         vae.load_state_dict(state["vae"])
         optimizer.load_state_dict(state["optimizer"])
+        crop_generator.set_state(state["crop_generator"])
         first_step = state["step"]
     batches = synthetic_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train autoencoder")
     for step in range(first_step, settings.steps):
         values = {"loss": 0.0, "l1_image": 0.0, "l1_depth": 0.0}
         for _ in range(settings.gradient_accumulation):
-            batch = next(batches)
+            batch = random_crops(next(batches), settings.crop_size, crop_generator)
             image = batch["image"].to(device) * 2.0 - 1.0
             target, _ = objectives.normalized_target_disparity(
                 batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
@@ -88,7 +95,8 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
         optimizer.zero_grad(set_to_none=True)
         log.step(step + 1, values, write=(step + 1) % settings.log_every == 0)
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(folder, {"step": step + 1, "vae": vae.state_dict(), "optimizer": optimizer.state_dict()})
+            save_checkpoint(folder, {"step": step + 1, "vae": vae.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "crop_generator": crop_generator.get_state()})
     log.close()
     destination = folder / "autoencoder"
     vae.eval().cpu().save_pretrained(destination)

@@ -36,6 +36,7 @@ class RunSettings:
     checkpoint_every: int = 200
     log_every: int = 10
     data_workers: int = 0  # DataLoader processes rendering synthetic scenes (0 = in the training process)
+    scene_cache: str = ""  # a folder from scripts/cache_synthetic.py: reuse those scenes instead of rendering
 
 
 def training_device(settings: RunSettings) -> torch.device:
@@ -63,7 +64,9 @@ def prepare_run_folder(settings: RunSettings) -> Path:
     config = json.loads(json.dumps({"trainer": type(settings).__name__, **dataclasses.asdict(settings)}))
     if config_path.exists():
         previous = json.loads(config_path.read_text())
-        ignored = {"steps", "checkpoint_every", "log_every", "data_workers", "device", "output_dir"}
+        # Where the scenes come from (rendered on the fly, by workers, or from a cache of the same generator)
+        # may change when a run resumes; the run's model and optimisation settings may not.
+        ignored = {"steps", "checkpoint_every", "log_every", "data_workers", "scene_cache", "device", "output_dir"}
         changed = {key for key in config if key not in ignored and previous.get(key) != config[key]}
         if changed:
             raise BetterDepthError(
@@ -121,6 +124,12 @@ def synthetic_batches(settings: RunSettings, first_step: int) -> Iterator[dict]:
     """Training batches of synthetic scenes, resuming exactly where step `first_step` would start."""
     from torch.utils.data import DataLoader
 
+    if settings.scene_cache:
+        from betterdepth_engine.data.cache import cached_batches
+
+        return cached_batches(Path(settings.scene_cache), settings.height, settings.width, settings.batch_size,
+                              settings.seed, first_step * settings.gradient_accumulation)
+
     from betterdepth_engine.data.synthetic import SyntheticDepthDataset
 
     dataset = SyntheticDepthDataset(
@@ -130,3 +139,23 @@ def synthetic_batches(settings: RunSettings, first_step: int) -> Iterator[dict]:
     if settings.data_workers == 0:
         return iter(dataset)
     return iter(DataLoader(dataset, batch_size=None, num_workers=settings.data_workers, persistent_workers=True))
+
+
+def random_crops(batch: dict, size: int, generator: torch.Generator) -> dict:
+    """The batch with image, depth and valid_mask cut to one random size x size window per sample (the same
+    window for all three); size 0 leaves the batch whole. Trainers of fully convolutional models use it to
+    spend a CPU step on more scenes."""
+    if not size:
+        return batch
+    height, width = batch["depth"].shape[-2:]
+    if size > min(height, width) or size % 8:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, f"Crop size {size} does not fit {width}x{height} scenes.",
+                               "Use a multiple of 8 no larger than the scenes (or 0 for whole scenes).")
+    count = len(batch["depth"])
+    tops = torch.randint(0, height - size + 1, (count,), generator=generator).tolist()
+    lefts = torch.randint(0, width - size + 1, (count,), generator=generator).tolist()
+    cropped = dict(batch)
+    for key in ("image", "depth", "valid_mask"):
+        cropped[key] = torch.stack([sample[..., top:top + size, left:left + size]
+                                    for sample, top, left in zip(batch[key], tops, lefts)])
+    return cropped

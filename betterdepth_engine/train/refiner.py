@@ -22,8 +22,8 @@ from betterdepth_engine.models.refiner import (
 )
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, save_checkpoint, synthetic_batches,
-    training_device,
+    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, random_crops, save_checkpoint,
+    synthetic_batches, training_device,
 )
 
 # U-Net sizes for training from scratch. "small" is the CPU-sized default; from SD2/Marigold use --init.
@@ -54,6 +54,7 @@ class RefinerTrainingSettings(RunSettings):
     sky_as_far: bool = True
     ema_decay: float = 0.999
     learning_rate: float = 1e-4
+    crop_size: int = 0  # train on random crops of this size (0 = whole scenes): more scenes per CPU step
 
 
 def build_refiner(settings: RefinerTrainingSettings) -> DepthRefiner:
@@ -164,6 +165,7 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     ema = EMAModel(unet.parameters(), decay=settings.ema_decay) if settings.ema_decay > 0 else None
     generator = torch.Generator().manual_seed(settings.seed)
+    crop_generator = torch.Generator().manual_seed(settings.seed + 1)
     base = SimulatedBase(settings.seed) if settings.base == "simulated" else ModelBase(settings.base, device)
 
     state = load_checkpoint(folder)
@@ -174,6 +176,7 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
         if ema is not None:
             ema.load_state_dict(state["ema"])
         generator.set_state(state["generator"])
+        crop_generator.set_state(state["crop_generator"])
         if isinstance(base, SimulatedBase):
             base.generator.set_state(state["base_generator"])
         first_step = state["step"]
@@ -185,7 +188,7 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     for step in range(first_step, settings.steps):
         values = {"loss": 0.0, "kept_patches": 0.0}
         for _ in range(settings.gradient_accumulation):
-            batch = next(batches)
+            batch = random_crops(next(batches), settings.crop_size, crop_generator)
             image = batch["image"].to(device) * 2.0 - 1.0
             target, supervised = objectives.normalized_target_disparity(
                 batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
@@ -215,6 +218,7 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
             save_checkpoint(folder, {
                 "step": step + 1, "unet": unet.state_dict(), "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(),
+                "crop_generator": crop_generator.get_state(),
                 "base_generator": base.generator.get_state() if isinstance(base, SimulatedBase) else None,
             })
     log.close()

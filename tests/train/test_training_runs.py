@@ -78,3 +78,31 @@ def test_resuming_with_other_settings_is_refused(tmp_path, trained):
         config = json.loads((trained / "base" / "config.json").read_text())
         config.pop("trainer")
         train_base(BaseTrainingSettings(**{**config, "channels": (8, 32)}))
+
+
+@pytest.mark.slow
+def test_refiner_training_on_cached_crops_resumes_exactly(tmp_path, trained):
+    from betterdepth_engine.data.cache import write_scene_cache
+
+    cache = write_scene_cache(tmp_path / "cache", "train", 8, 64, 64, workers=0)
+    common = ["train", "refiner", "--autoencoder", str(trained / "ae" / "autoencoder"), "--base", "simulated",
+              "--unet-preset", "tiny", "--scene-cache", str(cache), "--crop-size", "32", *SMALL]
+    assert main([*common, "--output-dir", str(tmp_path / "straight"), "--steps", "3"]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "2"]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "3"]) == 0
+    expected = _weights(tmp_path / "straight" / "refiner" / "unet")
+    actual = _weights(tmp_path / "resumed" / "refiner" / "unet")
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
+def test_autoencoder_trains_on_crops_of_cached_scenes(tmp_path, capsys):
+    from betterdepth_engine.data.cache import write_scene_cache
+
+    cache = write_scene_cache(tmp_path / "cache", "train", 4, 64, 64, workers=0)
+    run = tmp_path / "ae"
+    assert main(["train", "autoencoder", "--output-dir", str(run), "--preset", "tiny", "--steps", "1",
+                 "--scene-cache", str(cache), "--crop-size", "32", *SMALL]) == 0
+    assert (run / "autoencoder" / "config.json").exists()
+    assert main(["train", "autoencoder", "--output-dir", str(tmp_path / "bad"), "--preset", "tiny", "--steps", "1",
+                 "--scene-cache", str(cache), "--crop-size", "72", *SMALL]) == 2
+    assert "Crop size 72 does not fit 64x64" in capsys.readouterr().err
