@@ -1,12 +1,14 @@
 """Per-stage timings of the BetterDepth pipeline, and ours / diffusers' MarigoldDepthPipeline on equal components.
 
     python scripts/bench_pipeline.py                      # CPU: tiny refiner, default base architecture, 512 px
+    python scripts/bench_pipeline.py --size default       # the shipped models (betterdepth_engine/weights)
     python scripts/bench_pipeline.py --size full --resolution 768 --device cuda --dtype fp16
                                                          # GPU: SD2-size U-Net (12 ch) + SD2 VAE, DA-V2-Small
 
-All weights are random (the architectures and sizes are what is timed). Marigold gets the same VAE, a U-Net of
-the same size with its 8 input channels, the same steps and resolution, one member; its empty-prompt
-embedding is cached after the warm-up call, as in normal use. Prints a markdown table.
+Except with --size default, weights are random (the architectures and sizes are what is timed). Marigold gets
+the same VAE, a U-Net of the same size with its 8 input channels (random weights), the same steps and
+resolution, one member; its empty-prompt embedding is cached after the warm-up call, as in normal use.
+Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from betterdepth_engine.commands.estimate import resolve_device
 from betterdepth_engine.images import load_image
 from betterdepth_engine.models import tiny
 from betterdepth_engine.models.default_base import SmallDepthNet
-from betterdepth_engine.models.loading import load_base_model
+from betterdepth_engine.models.loading import DEFAULT_WEIGHTS, load_base_model
 from betterdepth_engine.models.refiner import DepthRefiner, RefinerConfig, trailing_ddim_scheduler
 from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
 
@@ -47,6 +49,10 @@ def build_components(size: str):
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     torch.manual_seed(0)
+    if size == "default":
+        refiner = DepthRefiner.from_pretrained(DEFAULT_WEIGHTS / "refiner").to(dtype=torch.float32)
+        marigold_config = {**refiner.unet.config, "in_channels": 8}
+        return refiner.vae, refiner.unet, UNet2DConditionModel.from_config(marigold_config), "default"
     if size == "tiny":
         return tiny.tiny_vae(), tiny.tiny_unet(12), tiny.tiny_unet(8), "default-architecture"
     return (AutoencoderKL(**SD2_VAE), UNet2DConditionModel(in_channels=12, **SD2_UNET),
@@ -54,6 +60,9 @@ def build_components(size: str):
 
 
 def save_base(kind: str, folder: Path) -> None:
+    if kind == "default":
+        SmallDepthNet.from_pretrained(DEFAULT_WEIGHTS / "base").save_pretrained(folder)
+        return
     if kind == "default-architecture":
         SmallDepthNet().save_pretrained(folder)
         return
@@ -81,7 +90,7 @@ def timed(function, device: torch.device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", choices=("tiny", "full"), default="tiny")
+    parser.add_argument("--size", choices=("tiny", "default", "full"), default="tiny")
     parser.add_argument("--resolution", type=int, default=512)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--ensemble-size", type=int, default=1)

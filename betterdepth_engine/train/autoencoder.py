@@ -2,7 +2,9 @@
 
 One AutoencoderKL encodes both the photo and the [-1, 1] disparity copied to 3 channels, as the refiner
 needs. The loss is L1 plus an image-gradient L1 (sharp depth edges are the point of the whole method) and a
-tiny KL term; the refiner uses the posterior mean, so the latent only has to be smooth, not Gaussian.
+tiny KL term that keeps the latents bounded. The refiner encodes with the posterior mean, so training decodes
+the mean too (sampling would teach the decoder to blur away the noise). At export, `scaling_factor` is set so
+that latents have unit standard deviation, as the diffusion noise schedule assumes.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
             pixels = torch.cat([image, target.repeat(1, 3, 1, 1)])  # photos and depth maps in one batch
             with autocast(settings, device):
                 posterior = vae.encode(pixels).latent_dist
-                reconstruction = vae.decode(posterior.sample()).sample.float()
+                reconstruction = vae.decode(posterior.mode()).sample.float()
             l1 = (reconstruction - pixels).abs()
             loss = (l1.mean() + settings.gradient_weight * gradient_l1(reconstruction, pixels)
                     + settings.kl_weight * posterior.kl().mean())
@@ -98,6 +100,21 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
             save_checkpoint(folder, {"step": step + 1, "vae": vae.state_dict(), "optimizer": optimizer.state_dict(),
                                      "crop_generator": crop_generator.get_state()})
     log.close()
+    vae.eval()
+    vae.register_to_config(scaling_factor=latent_scaling_factor(vae, batches, settings, device))
     destination = folder / "autoencoder"
-    vae.eval().cpu().save_pretrained(destination)
+    vae.cpu().save_pretrained(destination)
     return destination
+
+
+@torch.no_grad()
+def latent_scaling_factor(vae, batches, settings: AutoencoderTrainingSettings, device, batch_count: int = 4) -> float:
+    """1 / standard deviation of the latent means of whole photos and depth maps (SD's 0.18215, measured)."""
+    latents = []
+    for _ in range(batch_count):
+        batch = next(batches)
+        target, _ = objectives.normalized_target_disparity(
+            batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
+        pixels = torch.cat([batch["image"].to(device) * 2.0 - 1.0, target.repeat(1, 3, 1, 1)])
+        latents.append(vae.encode(pixels).latent_dist.mean.float().cpu())
+    return round(1.0 / torch.cat(latents).std().item(), 5)

@@ -105,6 +105,9 @@ class TrainingLog:
         from tqdm import tqdm
 
         self.path = folder / "log.jsonl"
+        if self.path.exists():  # entries after the checkpoint being resumed will be logged again: drop them
+            lines = self.path.read_text().splitlines(keepends=True)
+            self.path.write_text("".join(line for line in lines if json.loads(line)["step"] <= first_step))
         self.bar = tqdm(total=total_steps, initial=first_step, desc=description, unit="step", dynamic_ncols=True)
         self.started = time.perf_counter()
 

@@ -1,0 +1,61 @@
+"""Copy trained models into the package as the shipped defaults: fp16 weights, plus the runs' provenance.
+
+    python scripts/export_default_models.py --base RUNS/base --refiner RUNS/refiner-full \
+        --output betterdepth_engine/weights
+
+--base and --refiner are run folders of `betterdepth train base|refiner` (the refiner's folder already
+holds the autoencoder it was trained on, as vae/). Written: OUTPUT/base, OUTPUT/refiner (fp16 safetensors;
+the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's settings, final
+log entry and wall time). The output folder is replaced only when everything was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from betterdepth_engine.models.default_base import SmallDepthNet
+from betterdepth_engine.models.refiner import DepthRefiner
+
+
+def run_record(run: Path) -> dict:
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    # A resumed run restarts elapsed_s at 0: add up the segments.
+    wall_s, previous = 0.0, 0.0
+    for entry in log:
+        wall_s += entry["elapsed_s"] - previous if entry["elapsed_s"] >= previous else entry["elapsed_s"]
+        previous = entry["elapsed_s"]
+    return {"settings": json.loads((run / "config.json").read_text()), "final_log_entry": log[-1],
+            "wall_time_s": round(wall_s)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", type=Path, required=True, help="base model run folder")
+    parser.add_argument("--refiner", type=Path, required=True, help="refiner run folder")
+    parser.add_argument("--output", type=Path, default=Path("betterdepth_engine/weights"))
+    args = parser.parse_args()
+
+    staging = args.output.with_name(args.output.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    SmallDepthNet.from_pretrained(args.base / "base").to(torch.float16).save_pretrained(staging / "base")
+    DepthRefiner.from_pretrained(args.refiner / "refiner").to(dtype=torch.float16).save_pretrained(staging / "refiner")
+    autoencoder_run = Path(json.loads((args.refiner / "config.json").read_text())["autoencoder"]).parent
+    records = {"base": run_record(args.base), "refiner": run_record(args.refiner),
+               "autoencoder": run_record(autoencoder_run)}
+    (staging / "training_runs.json").write_text(json.dumps(records, indent=2) + "\n")
+    for kept in ("README.md",):  # the hand-written model card stays
+        if (args.output / kept).exists():
+            shutil.copy2(args.output / kept, staging / kept)
+    shutil.rmtree(args.output, ignore_errors=True)
+    staging.rename(args.output)
+    size_mb = sum(path.stat().st_size for path in args.output.rglob("*") if path.is_file()) / 2**20
+    print(f"exported to {args.output} ({size_mb:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

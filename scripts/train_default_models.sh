@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Reproduce the shipped default models (betterdepth_engine/weights) and the ablation runs of docs/results.md,
+# on a CPU, from nothing. Every step is resumable: rerun the script after an interruption.
+#
+#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 2.5 h on 2 CPU cores)
+#
+# Then: bash scripts/evaluate_default_models.sh RUNS_DIR  (docs/results.md's numbers)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-build/runs}
+BD=".venv/bin/betterdepth"
+PY=".venv/bin/python"
+COMMON=(--checkpoint-every 100 --log-every 20)
+
+# 3072 scenes at 256 px, rendered once (~2 min); every run below reuses them.
+$PY scripts/cache_synthetic.py --output "$RUNS/scenes-256" --count 3072 --size 256
+CACHE=(--scene-cache "$RUNS/scenes-256")
+
+# Autoencoder for photos and depth maps: 1200 steps of 16 scenes, on 64 px crops.
+$BD train autoencoder --output-dir "$RUNS/autoencoder" --steps 1200 --batch-size 16 --crop-size 64 \
+    --learning-rate 1e-3 "${CACHE[@]}" "${COMMON[@]}"
+
+# Base model: its first 700 steps were trained on scenes rendered on the fly, the rest on the cache.
+$BD train base --output-dir "$RUNS/base" --steps 700 --batch-size 8 "${COMMON[@]}"
+# Kept as the second base of the plug-and-play test: fewer steps, and run at 192 px instead of 384.
+if [ ! -d "$RUNS/base-700-at-192px" ]; then
+    cp -r "$RUNS/base/base" "$RUNS/base-700-at-192px"
+    $PY -c "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['processing_resolution'] = 192; json.dump(c, open(p, 'w'), indent=2)" \
+        "$RUNS/base-700-at-192px/config.json"
+fi
+$BD train base --output-dir "$RUNS/base" --steps "${BASE_STEPS:-1500}" --batch-size 8 "${CACHE[@]}" "${COMMON[@]}"
+
+# Refiner: the paper's ablation at an equal budget (600 steps each), with the simulated blurry base.
+REFINER=(--autoencoder "$RUNS/autoencoder/autoencoder" --base simulated --batch-size 8 --crop-size 128
+         --learning-rate 3e-4 --high-timestep-fraction 0.2 "${CACHE[@]}" "${COMMON[@]}")
+ABLATION_STEPS=${ABLATION_STEPS:-600}
+$BD train refiner --output-dir "$RUNS/refiner-no-conditioning" --steps "$ABLATION_STEPS" "${REFINER[@]}" \
+    --no-conditioning --no-pre-alignment --no-patch-mask
+$BD train refiner --output-dir "$RUNS/refiner-conditioning-only" --steps "$ABLATION_STEPS" "${REFINER[@]}" \
+    --no-pre-alignment --no-patch-mask
+$BD train refiner --output-dir "$RUNS/refiner-pre-alignment" --steps "$ABLATION_STEPS" "${REFINER[@]}" --no-patch-mask
+$BD train refiner --output-dir "$RUNS/refiner-full" --steps "$ABLATION_STEPS" "${REFINER[@]}"
+mkdir -p "$RUNS/ablation"
+rm -rf "$RUNS/ablation/refiner-full" && cp -r "$RUNS/refiner-full/refiner" "$RUNS/ablation/refiner-full"
+
+# The shipped refiner: the full method's run, continued.
+$BD train refiner --output-dir "$RUNS/refiner-full" --steps "${REFINER_STEPS:-2400}" "${REFINER[@]}"
+$PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refiner-full" \
+    --output betterdepth_engine/weights
