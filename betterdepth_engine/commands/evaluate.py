@@ -26,6 +26,7 @@ examples:
   betterdepth eval --dataset eth3d --data-root data/eth3d.tar --limit 50 --steps 2 -o eval/eth3d
   betterdepth eval --folder my_scans -o eval/mine       (my_scans/images/*.jpg + my_scans/depth/*.npy|png|exr)
   betterdepth eval --synthetic 32 --refiner none -o eval/synthetic-base
+  betterdepth eval --synthetic 32 --base simulated:mild -o eval/synthetic-mild   (a base of known quality)
 """
 
 
@@ -51,7 +52,9 @@ def add_parser(subparsers) -> None:
     data.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N samples")
     models = parser.add_argument_group("models")
     models.add_argument("--base", default="default", metavar="MODEL",
-                        help="base model, as in `betterdepth estimate` (default: %(default)s)")
+                        help="base model, as in `betterdepth estimate`, or simulated:blurry / simulated:mild: the "
+                             "ground truth degraded (a base of known quality, for testing refiners) "
+                             "(default: %(default)s)")
     models.add_argument("--refiner", default="default", metavar="MODEL",
                         help="refiner, as in `betterdepth estimate`; 'none' evaluates the base alone")
     refine = parser.add_argument_group("refinement")
@@ -122,8 +125,11 @@ def run(args) -> int:
     options = RefineOptions(denoising_steps=args.steps, ensemble_size=args.ensemble_size,
                             processing_resolution=resolution, seed=args.seed)
     device, dtype = resolve_device(args.device, args.dtype)
-    pipeline = BetterDepthPipeline(load_base_model(args.base, device, dtype, seed=args.seed),
-                                   load_refiner(args.refiner, device, dtype))
+    if args.base.startswith("simulated:"):
+        base = runner.SimulatedBase(args.base.removeprefix("simulated:"), args.seed)
+    else:
+        base = load_base_model(args.base, device, dtype, seed=args.seed)
+    pipeline = BetterDepthPipeline(base, load_refiner(args.refiner, device, dtype))
 
     evaluations, sheet_rows, failures = [], [], []
     sheet_indices = spread_indices(count, args.contact_sheet_rows)
@@ -131,7 +137,7 @@ def run(args) -> int:
     for index in bar:
         try:
             sample = dataset[index]
-            evaluation = runner.evaluate_sample(pipeline, sample, options, protocol, args.alignment)
+            evaluation = runner.evaluate_sample(pipeline, sample, options, protocol, args.alignment, index)
         except BetterDepthError as error:
             failures.append({"index": index, "code": error.code, "message": str(error)})
             tqdm.write(f"betterdepth: error [{error.code}] sample {index}: {error}", file=sys.stderr)

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.eval import metrics
 from betterdepth_engine.eval.datasets import DepthSample, EvalProtocol
 from betterdepth_engine.images import LoadedImage
+from betterdepth_engine.models.base import BasePrediction
 from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
 
 METRIC_NAMES = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "boundary_f1", "dbe_accuracy", "dbe_completeness")
@@ -55,11 +57,49 @@ def score_prediction(disparity: np.ndarray, sample: DepthSample, protocol: EvalP
     return metrics.depth_metrics(depth_m, sample.depth_m, sample.valid_mask, protocol.dense_ground_truth), depth_m
 
 
+class SimulatedBase:
+    """A base "model" of known quality for testing refiners: each sample's ground truth degraded by
+    `data.degrade` (`kind` blurry or mild; blurred, displaced, affinely perturbed), seeded by the sample index.
+    It needs the ground truth, so only `evaluate_sample` can use it (`betterdepth eval --base simulated:KIND`)."""
+
+    def __init__(self, kind: str, seed: int = 0):
+        from betterdepth_engine.data.degrade import DEGRADATIONS
+
+        if kind not in DEGRADATIONS:
+            raise BetterDepthError(BetterDepthError.BAD_INPUT, f"Unknown simulated base '{kind}'.",
+                                   f"Use one of: {', '.join(f'simulated:{name}' for name in DEGRADATIONS)}.")
+        self.kind, self.seed = kind, seed
+        self.name = f"simulated:{kind}"
+
+    def predict(self, image: LoadedImage) -> BasePrediction:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "A simulated base needs ground truth depth.",
+                               "Use it with `betterdepth eval` only.")
+
+    def prediction_for(self, sample: DepthSample, index: int, protocol: EvalProtocol) -> BasePrediction:
+        from betterdepth_engine.data.degrade import degrade_disparity
+
+        if not protocol.dense_ground_truth:
+            raise BetterDepthError(BetterDepthError.BAD_INPUT, "A simulated base needs dense ground truth depth.",
+                                   "Use it on the synthetic set or a dataset with dense depth.")
+        depth = torch.from_numpy(resize_to(sample.depth_m, sample.rgb.shape[:2]))
+        valid = torch.from_numpy(resize_to(sample.valid_mask.astype(np.float32), sample.rgb.shape[:2]) > 0.99)
+        valid &= depth > 0
+        disparity = torch.where(valid, 1.0 / depth.clamp_min(1e-6), 0.0)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        degraded = degrade_disparity(disparity, valid, generator, self.kind).numpy().astype(np.float32)
+        return BasePrediction(degraded, np.ones(degraded.shape, dtype=bool))
+
+
 def evaluate_sample(pipeline: BetterDepthPipeline, sample: DepthSample, options: RefineOptions,
-                    protocol: EvalProtocol, alignment: str = "disparity") -> SampleEvaluation:
+                    protocol: EvalProtocol, alignment: str = "disparity", index: int = 0) -> SampleEvaluation:
     """Run the pipeline once on `sample` and score its base prediction and (with a refiner) its refinement."""
+    image = LoadedImage(rgb=sample.rgb, path=Path(sample.name))
     with torch.inference_mode():
-        result = pipeline(LoadedImage(rgb=sample.rgb, path=Path(sample.name)), options)
+        if isinstance(pipeline.base, SimulatedBase):
+            prediction = pipeline.base.prediction_for(sample, index, protocol)
+            result = pipeline.refine_batch([image], [prediction], options)[0]
+        else:
+            result = pipeline(image, options)
     predictions = {"base": result.base_disparity}
     if pipeline.refiner is not None:
         predictions["refined"] = result.disparity

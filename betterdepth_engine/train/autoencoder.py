@@ -41,8 +41,6 @@ class AutoencoderTrainingSettings(RunSettings):
     crop_size: int = 0  # train on random crops of this size (0 = whole images); the model is fully convolutional
 
 
-
-
 def gradient_l1(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     def gradients(x):
         return x[..., 1:] - x[..., :-1], x[..., 1:, :] - x[..., :-1, :]

@@ -145,3 +145,20 @@ def test_markdown_table_prints_percent_and_na():
     table = report.markdown_table({"base": {"abs_rel": 0.0431, "delta1": 0.98, "boundary_f1": float("nan"),
                                             "dbe_accuracy": 2.5, "dbe_completeness": 4.25}})
     assert table.splitlines()[-1] == "| base | 4.31 | 98.00 | n/a | 2.50 | 4.25 |"
+
+
+def test_simulated_bases_are_ground_truth_of_known_quality(tmp_path, tiny_refiner_dir):
+    """`--base simulated:KIND` degrades each scene's ground truth: mild is closer to it than blurry, and the
+    refiner is run on exactly that conditioning."""
+    scores = {}
+    for kind in ("mild", "blurry"):
+        out = tmp_path / kind
+        assert run_eval(["--synthetic", "3", "--base", f"simulated:{kind}", "--refiner", str(tiny_refiner_dir),
+                         "--processing-resolution", "64", "--steps", "1", "-q", "-o", str(out)]) == 0
+        results = json.loads((out / "metrics.json").read_text())
+        assert results["models"]["base"] == f"simulated:{kind}" and set(results["metrics"]) == {"base", "refined"}
+        scores[kind] = results["metrics"]["base"]
+    assert scores["mild"]["abs_rel"] < scores["blurry"]["abs_rel"] < 0.2
+    assert scores["mild"]["boundary_f1"] > scores["blurry"]["boundary_f1"]
+    with pytest.raises(BetterDepthError, match="Unknown simulated base 'sharp'"):
+        run_eval(["--synthetic", "1", "--base", "simulated:sharp", "--refiner", "none", "-o", str(tmp_path / "x")])

@@ -36,6 +36,12 @@ def test_base_training_resumes_exactly(tmp_path, trained):
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     log = [json.loads(line) for line in (resumed / "log.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [1, 2]
+    # A run killed after logging past its last checkpoint: resuming logs those steps again, once.
+    with (resumed / "log.jsonl").open("a") as stale:
+        stale.write(json.dumps({"step": 3, "elapsed_s": 1.0, "loss": 9.0}) + "\n")
+    assert main([*common, "--steps", "3"]) == 0
+    log = [json.loads(line) for line in (resumed / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2, 3] and log[-1]["loss"] != 9.0
 
 
 @pytest.mark.slow
