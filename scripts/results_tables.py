@@ -12,8 +12,8 @@ from pathlib import Path
 
 from betterdepth_engine.eval.report import markdown_table
 
-ABLATION = [("no conditioning", "ablation-no-conditioning"), ("conditioning only", "ablation-conditioning-only"),
-            ("+ global pre-alignment", "ablation-pre-alignment"), ("+ local patch masking (full)", "ablation-full")]
+ABLATION = [("no conditioning", "no-conditioning"), ("conditioning only", "conditioning-only"),
+            ("+ global pre-alignment", "pre-alignment"), ("+ local patch masking (full)", "full")]
 
 
 def metrics(results: Path, name: str) -> dict[str, dict[str, float]]:
@@ -26,14 +26,20 @@ def main() -> None:
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "build/results")
     default = metrics(results, "default")
     print("## Shipped base vs. shipped refiner\n")
-    print(markdown_table({"base (SmallDepthNet)": default["base"], "BetterDepth (refined)": default["refined"]}))
-    plug = metrics(results, "plug-and-play")
-    print("\n## Plug-and-play: the same refiner on a second base\n")
-    print(markdown_table({"second base": plug["base"], "second base + refiner": plug["refined"]}))
-    print("\n## Ablation (equal training budgets, shipped base)\n")
-    rows = {"base alone": default["base"]}
-    rows.update({label: metrics(results, name)["refined"] for label, name in ABLATION})
+    print(markdown_table({"base (shipped SmallDepthNet)": default["base"], "+ refiner": default["refined"]}))
+    print("\n## Plug-and-play: the same refiner on other bases\n")
+    rows = {}
+    for label, name in (("second base (700 steps, 256 px)", "plug-and-play-base-700"),
+                        ("simulated mild base", "plug-and-play-mild")):
+        scores = metrics(results, name)
+        rows[label] = scores["base"]
+        rows[f"{label} + refiner"] = scores["refined"]
     print(markdown_table(rows))
+    for base, title in (("blurry", "the simulated blurry base"), ("default", "the shipped base")):
+        print(f"\n## Ablation (equal training budgets), on {title}\n")
+        rows = {"base alone": metrics(results, f"ablation-{base}-full")["base"]}
+        rows.update({label: metrics(results, f"ablation-{base}-{name}")["refined"] for label, name in ABLATION})
+        print(markdown_table(rows))
 
 
 if __name__ == "__main__":
