@@ -50,7 +50,7 @@ def build_components(size: str):
 
     torch.manual_seed(0)
     if size == "default":
-        refiner = DepthRefiner.from_pretrained(DEFAULT_WEIGHTS / "refiner").to(dtype=torch.float32)
+        refiner = DepthRefiner.from_pretrained(DEFAULT_WEIGHTS / "refiner", dtype=torch.float32)
         marigold_config = {**refiner.unet.config, "in_channels": 8}
         return refiner.vae, refiner.unet, UNet2DConditionModel.from_config(marigold_config), "default"
     if size == "tiny":
@@ -109,7 +109,7 @@ def main() -> None:
         save_base(base_kind, folder / "base")
         start = time.perf_counter()
         base = load_base_model(str(folder / "base"), device, dtype)
-        refiner = DepthRefiner.from_pretrained(folder / "refiner").to(device, dtype)
+        refiner = DepthRefiner.from_pretrained(folder / "refiner", dtype=dtype).to(device)
         load_seconds = time.perf_counter() - start
     pipeline = BetterDepthPipeline(base, refiner)
     marigold = tiny.marigold_pipeline(vae, marigold_unet).to(device=device, dtype=dtype)

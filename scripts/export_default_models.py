@@ -43,7 +43,7 @@ def main() -> None:
     staging = args.output.with_name(args.output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     SmallDepthNet.from_pretrained(args.base / "base").to(torch.float16).save_pretrained(staging / "base")
-    DepthRefiner.from_pretrained(args.refiner / "refiner").to(dtype=torch.float16).save_pretrained(staging / "refiner")
+    DepthRefiner.from_pretrained(args.refiner / "refiner", dtype=torch.float16).save_pretrained(staging / "refiner")
     autoencoder_run = Path(json.loads((args.refiner / "config.json").read_text())["autoencoder"]).parent
     records = {"base": run_record(args.base), "refiner": run_record(args.refiner),
                "autoencoder": run_record(autoencoder_run)}

@@ -27,6 +27,9 @@ def main() -> None:
     default = metrics(results, "default")
     print("## Shipped base vs. shipped refiner\n")
     print(markdown_table({"base (shipped SmallDepthNet)": default["base"], "+ refiner": default["refined"]}))
+    blurry = metrics(results, "simulated-blurry")
+    print("\n## The shipped refiner on the kind of base it was trained with (simulated blurry)\n")
+    print(markdown_table({"simulated blurry base": blurry["base"], "+ refiner": blurry["refined"]}))
     print("\n## Plug-and-play: the same refiner on other bases\n")
     rows = {}
     for label, name in (("second base (700 steps, 256 px)", "plug-and-play-base-700"),

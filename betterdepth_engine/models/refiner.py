@@ -91,14 +91,14 @@ def _empty_prompt_embedding(folder: Path) -> torch.Tensor:
         return text_encoder(token_ids)[0].float()
 
 
-def _load_vae(folder: Path, class_name: str):
+def _load_vae(folder: Path, class_name: str, dtype: torch.dtype | None = None):
     import diffusers
 
     if class_name not in ("AutoencoderKL", "AutoencoderTiny"):
         raise BetterDepthError(
             BetterDepthError.BAD_MODEL, f"Unsupported VAE class '{class_name}'.", "Use AutoencoderKL or AutoencoderTiny."
         )
-    return getattr(diffusers, class_name).from_pretrained(folder / "vae")
+    return getattr(diffusers, class_name).from_pretrained(folder / "vae", torch_dtype=dtype)
 
 
 def replace_conv_in(unet, weight: torch.Tensor) -> None:
@@ -160,15 +160,16 @@ class DepthRefiner:
 
     # ----- loading and saving -----------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, source: str | Path) -> DepthRefiner:
-        """Load a BetterDepth refiner folder or hub id; a Marigold folder or hub id is loaded training-free."""
+    def from_pretrained(cls, source: str | Path, dtype: torch.dtype | None = None) -> DepthRefiner:
+        """Load a BetterDepth refiner folder or hub id; a Marigold folder or hub id is loaded training-free.
+        `dtype`: load the weights in this dtype (default: as stored; the shipped weights are fp16)."""
         from diffusers import UNet2DConditionModel
         from safetensors.torch import load_file
 
         folder = resolve_model_folder(source, "refiner")
         if not (folder / REFINER_CONFIG_NAME).exists():
             if _is_marigold_folder(folder):
-                return cls.from_marigold(folder)
+                return cls.from_marigold(folder).to(dtype=dtype)
             raise BetterDepthError(
                 BetterDepthError.BAD_MODEL,
                 f"'{source}' is not a refiner: it has no {REFINER_CONFIG_NAME}.",
@@ -176,8 +177,8 @@ class DepthRefiner:
             )
         config = RefinerConfig.from_json_file(folder / REFINER_CONFIG_NAME)
         try:
-            vae = _load_vae(folder, config.vae_class)
-            unet = UNet2DConditionModel.from_pretrained(folder / "unet")
+            vae = _load_vae(folder, config.vae_class, dtype)
+            unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
             scheduler = trailing_ddim_scheduler(json.loads((folder / "scheduler" / "scheduler_config.json").read_text()))
             embedding = load_file(folder / EMPTY_PROMPT_FILE)["empty_prompt_embedding"]
         except (OSError, KeyError, ValueError) as error:
