@@ -20,10 +20,10 @@ CACHE=(--scene-cache "$RUNS/scenes-256")
 $BD train autoencoder --output-dir "$RUNS/autoencoder" --steps 1200 --batch-size 16 --crop-size 64 \
     --learning-rate 1e-3 "${CACHE[@]}" "${COMMON[@]}"
 
-# The shipped base: 1500 steps of 16 whole scenes at 128 px (a cache of its own), run at 192 px. Low resolution
+# The shipped base: 3600 steps of 16 whole scenes at 128 px (a cache of its own), run at 192 px. Low resolution
 # lets a CPU budget teach it the global layout; its smoothness is the paper's premise (the refiner adds detail).
 $PY scripts/cache_synthetic.py --output "$RUNS/scenes-128" --count 6144 --size 128
-$BD train base --output-dir "$RUNS/base" --steps 1500 --batch-size 16 --height 128 --width 128 \
+$BD train base --output-dir "$RUNS/base" --steps 3600 --batch-size 16 --height 128 --width 128 \
     --processing-resolution 192 --scene-cache "$RUNS/scenes-128" "${COMMON[@]}"
 
 # A second, different base for the plug-and-play test: 700 steps at 256 px on scenes rendered on the fly,
