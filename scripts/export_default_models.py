@@ -48,9 +48,8 @@ def main() -> None:
     records = {"base": run_record(args.base), "refiner": run_record(args.refiner),
                "autoencoder": run_record(autoencoder_run)}
     (staging / "training_runs.json").write_text(json.dumps(records, indent=2) + "\n")
-    for kept in ("README.md",):  # the hand-written model card stays
-        if (args.output / kept).exists():
-            shutil.copy2(args.output / kept, staging / kept)
+    if (args.output / "README.md").exists():  # the hand-written model card stays
+        shutil.copy2(args.output / "README.md", staging / "README.md")
     shutil.rmtree(args.output, ignore_errors=True)
     staging.rename(args.output)
     size_mb = sum(path.stat().st_size for path in args.output.rglob("*") if path.is_file()) / 2**20

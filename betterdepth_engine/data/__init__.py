@@ -3,7 +3,7 @@
 See docs/synthetic_data.md.
 """
 
-from betterdepth_engine.data.degrade import DEGRADATIONS, degrade_disparity
+from betterdepth_engine.data.degrade import DEGRADATIONS, degrade_depth, degrade_disparity
 from betterdepth_engine.data.synthetic import (
     VALIDATION_SEED_START,
     SyntheticDepthDataset,
@@ -20,6 +20,7 @@ __all__ = [
     "VALIDATION_SEED_START",
     "SyntheticDepthDataset",
     "SyntheticSample",
+    "degrade_depth",
     "degrade_disparity",
     "fill_banks",
     "generate_scene",

@@ -3,7 +3,7 @@
 On a 2-core CPU rendering is the slowest part of a training step, and the paper finds that a few thousand
 samples nearly match its full data (method.md §4), so the default models train on a cache: a folder of
 `shard_NNNN.pt` files (uint8 images, float32 depth; valid = depth > 0) plus `cache.json`. Training reads it
-with `CachedSceneBatches`, which shuffles per epoch from the run's seed and can resume at any batch.
+with `cached_batches`, which shuffles per epoch from the run's seed and can resume at any batch.
 """
 
 from __future__ import annotations
@@ -93,17 +93,17 @@ def cached_batches(folder: Path, height: int, width: int, batch_size: int, seed:
     if batches_per_epoch == 0:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, f"The scene cache has fewer scenes ({count}) than a batch.",
                                "Use a smaller --batch-size or a larger cache.")
-    batch_index = first_batch
+    epoch, first_position = divmod(first_batch, batches_per_epoch)
     while True:
-        epoch, position = divmod(batch_index, batches_per_epoch)
         generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(count, generator=generator)
         flips = torch.rand(count, generator=generator) < 0.5
-        picked = order[position * batch_size:(position + 1) * batch_size]
-        image = scenes["image"][picked].float() / 255.0
-        depth = scenes["depth"][picked]
-        flip = flips[picked]
-        image = torch.where(flip[:, None, None, None], image.flip(-1), image)
-        depth = torch.where(flip[:, None, None], depth.flip(-1), depth)
-        yield {"image": image, "depth": depth, "valid_mask": depth > 0}
-        batch_index += 1
+        for position in range(first_position, batches_per_epoch):
+            picked = order[position * batch_size:(position + 1) * batch_size]
+            flip = flips[picked]
+            image = scenes["image"][picked].float() / 255.0
+            depth = scenes["depth"][picked]
+            image = torch.where(flip[:, None, None, None], image.flip(-1), image)
+            depth = torch.where(flip[:, None, None], depth.flip(-1), depth)
+            yield {"image": image, "depth": depth, "valid_mask": depth > 0}
+        epoch, first_position = epoch + 1, 0

@@ -50,6 +50,13 @@ def degrade_disparity(disparity: torch.Tensor, valid_mask: torch.Tensor, generat
     return torch.stack([_degrade_one(d, m, generator, DEGRADATIONS[kind]) for d, m in zip(disparity, valid_mask)])
 
 
+def degrade_depth(depth: torch.Tensor, valid_mask: torch.Tensor, generator: torch.Generator,
+                  kind: str = "blurry") -> torch.Tensor:
+    """`degrade_disparity` of ground-truth depth (metres, H x W or B x H x W; pixels without depth are sky)."""
+    valid_mask = valid_mask & (depth > 0)
+    return degrade_disparity(torch.where(valid_mask, 1.0 / depth.clamp_min(1e-6), 0.0), valid_mask, generator, kind)
+
+
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))
 

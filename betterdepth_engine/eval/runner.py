@@ -76,17 +76,15 @@ class SimulatedBase:
                                "Use it with `betterdepth eval` only.")
 
     def prediction_for(self, sample: DepthSample, index: int, protocol: EvalProtocol) -> BasePrediction:
-        from betterdepth_engine.data.degrade import degrade_disparity
+        from betterdepth_engine.data.degrade import degrade_depth
 
         if not protocol.dense_ground_truth:
             raise BetterDepthError(BetterDepthError.BAD_INPUT, "A simulated base needs dense ground truth depth.",
                                    "Use it on the synthetic set or a dataset with dense depth.")
         depth = torch.from_numpy(resize_to(sample.depth_m, sample.rgb.shape[:2]))
         valid = torch.from_numpy(resize_to(sample.valid_mask.astype(np.float32), sample.rgb.shape[:2]) > 0.99)
-        valid &= depth > 0
-        disparity = torch.where(valid, 1.0 / depth.clamp_min(1e-6), 0.0)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        degraded = degrade_disparity(disparity, valid, generator, self.kind).numpy().astype(np.float32)
+        degraded = degrade_depth(depth, valid, generator, self.kind).numpy().astype(np.float32)
         return BasePrediction(degraded, np.ones(degraded.shape, dtype=bool))
 
 

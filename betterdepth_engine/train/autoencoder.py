@@ -41,6 +41,13 @@ class AutoencoderTrainingSettings(RunSettings):
     crop_size: int = 0  # train on random crops of this size (0 = whole images); the model is fully convolutional
 
 
+def photos_and_depth_maps(batch: dict, settings: AutoencoderTrainingSettings, device) -> torch.Tensor:
+    """[2B, 3, H, W] in [-1, 1]: the batch's photos, then its normalised disparity copied to 3 channels."""
+    target, _ = objectives.normalized_target_disparity(
+        batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
+    return torch.cat([batch["image"].to(device) * 2.0 - 1.0, target.repeat(1, 3, 1, 1)])
+
+
 def gradient_l1(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     def gradients(x):
         return x[..., 1:] - x[..., :-1], x[..., 1:, :] - x[..., :-1, :]
@@ -74,11 +81,8 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     for step in range(first_step, settings.steps):
         values = {"loss": 0.0, "l1_image": 0.0, "l1_depth": 0.0}
         for _ in range(settings.gradient_accumulation):
-            batch = random_crops(next(batches), settings.crop_size, crop_generator)
-            image = batch["image"].to(device) * 2.0 - 1.0
-            target, _ = objectives.normalized_target_disparity(
-                batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
-            pixels = torch.cat([image, target.repeat(1, 3, 1, 1)])  # photos and depth maps in one batch
+            pixels = photos_and_depth_maps(random_crops(next(batches), settings.crop_size, crop_generator),
+                                           settings, device)
             with autocast(settings, device):
                 posterior = vae.encode(pixels).latent_dist
                 reconstruction = vae.decode(posterior.mode()).sample.float()
@@ -86,7 +90,7 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
             loss = (l1.mean() + settings.gradient_weight * gradient_l1(reconstruction, pixels)
                     + settings.kl_weight * posterior.kl().mean())
             (loss / settings.gradient_accumulation).backward()
-            count = image.shape[0]
+            count = len(pixels) // 2
             values["loss"] += loss.item() / settings.gradient_accumulation
             values["l1_image"] += l1[:count].mean().item() / settings.gradient_accumulation
             values["l1_depth"] += l1[count:].mean().item() / settings.gradient_accumulation
@@ -108,11 +112,6 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
 @torch.no_grad()
 def latent_scaling_factor(vae, batches, settings: AutoencoderTrainingSettings, device, batch_count: int = 4) -> float:
     """1 / standard deviation of the latent means of whole photos and depth maps (SD's 0.18215, measured)."""
-    latents = []
-    for _ in range(batch_count):
-        batch = next(batches)
-        target, _ = objectives.normalized_target_disparity(
-            batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
-        pixels = torch.cat([batch["image"].to(device) * 2.0 - 1.0, target.repeat(1, 3, 1, 1)])
-        latents.append(vae.encode(pixels).latent_dist.mean.float().cpu())
+    latents = [vae.encode(photos_and_depth_maps(next(batches), settings, device)).latent_dist.mean.float().cpu()
+               for _ in range(batch_count)]
     return round(1.0 / torch.cat(latents).std().item(), 5)

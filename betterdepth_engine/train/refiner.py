@@ -102,11 +102,9 @@ class SimulatedBase:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, batch: dict, target: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
-        from betterdepth_engine.data.degrade import degrade_disparity
+        from betterdepth_engine.data.degrade import degrade_depth
 
-        depth, valid = batch["depth"], batch["valid_mask"]
-        disparity = torch.where(valid, 1.0 / depth.clamp_min(1e-6), 0.0)
-        return degrade_disparity(disparity, valid, self.generator)[:, None].to(target.device)
+        return degrade_depth(batch["depth"], batch["valid_mask"], self.generator)[:, None].to(target.device)
 
 
 class ModelBase:
