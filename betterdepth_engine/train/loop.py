@@ -145,8 +145,8 @@ def synthetic_batches(settings: RunSettings, first_step: int) -> Iterator[dict]:
 
 
 def random_crops(batch: dict, size: int, generator: torch.Generator) -> dict:
-    """The batch with image, depth and valid_mask cut to one random size x size window per sample (the same
-    window for all three); size 0 leaves the batch whole. Trainers of fully convolutional models use it to
+    """The batch with image, depth, valid_mask (and base_disparity, if present) cut to one random size x size
+    window per sample (the same window for all); size 0 leaves the batch whole. Trainers of fully convolutional models use it to
     spend a CPU step on more scenes."""
     if not size:
         return batch
@@ -158,7 +158,9 @@ def random_crops(batch: dict, size: int, generator: torch.Generator) -> dict:
     tops = torch.randint(0, height - size + 1, (count,), generator=generator).tolist()
     lefts = torch.randint(0, width - size + 1, (count,), generator=generator).tolist()
     cropped = dict(batch)
-    for key in ("image", "depth", "valid_mask"):
+    for key in ("image", "depth", "valid_mask", "base_disparity"):
+        if key not in batch:
+            continue
         cropped[key] = torch.stack([sample[..., top:top + size, left:left + size]
                                     for sample, top, left in zip(batch[key], tops, lefts)])
     return cropped

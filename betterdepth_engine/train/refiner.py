@@ -41,7 +41,7 @@ UNET_PRESETS = {
 @dataclasses.dataclass
 class RefinerTrainingSettings(RunSettings):
     autoencoder: str = ""  # a trained autoencoder folder (diffusers AutoencoderKL/Tiny), unless --init is given
-    init: str = ""  # a Stable Diffusion 2 or Marigold checkpoint: conv_in inflated, VAE taken from it
+    init: str = ""  # SD2 or Marigold checkpoint (conv_in inflated, VAE taken from it), or a refiner to fine-tune
     unet_preset: str = "small"
     base: str = "simulated"  # "simulated" (degraded ground truth) or a base model (folder, alias, hub id)
     conditioning: bool = True
@@ -58,12 +58,16 @@ class RefinerTrainingSettings(RunSettings):
 
 
 def build_refiner(settings: RefinerTrainingSettings) -> DepthRefiner:
-    """A new refiner to train: inflated from SD2/Marigold (--init), or a preset U-Net on a trained autoencoder."""
+    """A refiner to train: a trained BetterDepth refiner to fine-tune (--init), one inflated from SD2/Marigold
+    (--init), or a preset U-Net on a trained autoencoder."""
     from diffusers import AutoencoderKL, AutoencoderTiny, UNet2DConditionModel
 
+    from betterdepth_engine.models.refiner import REFINER_CONFIG_NAME
     from betterdepth_engine.models.tiny import tiny_scheduler_config
 
-    if settings.init:
+    if settings.init and (Path(settings.init) / REFINER_CONFIG_NAME).exists():
+        refiner = DepthRefiner.from_pretrained(settings.init, dtype=torch.float32)
+    elif settings.init:
         refiner = DepthRefiner.from_stable_diffusion(settings.init, settings.zero_terminal_snr)
     else:
         if not settings.autoencoder:
@@ -97,18 +101,22 @@ class SimulatedBase:
     """A stand-in base model: the ground truth, blurred, downsampled and affinely perturbed (data/degrade)."""
 
     name = "simulated"
+    sees_whole_scene = False  # its degradation is local, so it is applied to the training crop
 
     def __init__(self, seed: int):
         self.generator = torch.Generator().manual_seed(seed)
 
-    def __call__(self, batch: dict, target: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: dict) -> torch.Tensor:
+        """Raw affine-invariant disparity [B, 1, H, W] for the batch's scenes."""
         from betterdepth_engine.data.degrade import degrade_depth
 
-        return degrade_depth(batch["depth"], batch["valid_mask"], self.generator)[:, None].to(target.device)
+        return degrade_depth(batch["depth"], batch["valid_mask"], self.generator)[:, None]
 
 
 class ModelBase:
     """A real base model, frozen, run image by image through the engine's base interface."""
+
+    sees_whole_scene = True  # as at inference: a crop would show it a different picture
 
     def __init__(self, spec: str, device: torch.device):
         from betterdepth_engine.models.loading import load_base_model
@@ -116,12 +124,13 @@ class ModelBase:
         self.model = load_base_model(spec, device)
         self.name = spec
 
-    def __call__(self, batch: dict, target: torch.Tensor, supervised: torch.Tensor) -> torch.Tensor:
+    def __call__(self, batch: dict) -> torch.Tensor:
+        """Raw affine-invariant disparity [B, 1, H, W] for the batch's images."""
         from betterdepth_engine.images import LoadedImage
 
         rgb = (batch["image"].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         predictions = [self.model.predict(LoadedImage(rgb=image)).disparity for image in rgb]
-        return torch.from_numpy(np.stack(predictions))[:, None].to(target.device)
+        return torch.from_numpy(np.stack(predictions))[:, None]
 
 
 def conditioning_and_mask(settings: RefinerTrainingSettings, base: torch.Tensor, target: torch.Tensor,
@@ -186,13 +195,17 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     for step in range(first_step, settings.steps):
         values = {"loss": 0.0, "kept_patches": 0.0}
         for _ in range(settings.gradient_accumulation):
-            batch = random_crops(next(batches), settings.crop_size, crop_generator)
+            batch = next(batches)
+            if base.sees_whole_scene:
+                batch["base_disparity"] = base(batch)
+            batch = random_crops(batch, settings.crop_size, crop_generator)
             image = batch["image"].to(device) * 2.0 - 1.0
             target, supervised = objectives.normalized_target_disparity(
                 batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
+            base_disparity = batch["base_disparity"] if base.sees_whole_scene else base(batch)
             with torch.no_grad():
                 conditioning, mask, kept = conditioning_and_mask(
-                    settings, base(batch, target, supervised).to(device), target, supervised, factor)
+                    settings, base_disparity.to(device), target, supervised, factor)
                 latents = refiner.encode(torch.cat([image, conditioning.repeat(1, 3, 1, 1), target.repeat(1, 3, 1, 1)]))
             image_latent, conditioning_latent, target_latent = latents.chunk(3)
             timesteps = sample_timesteps(settings, image.shape[0], generator, len(alphas_cumprod)).to(device)

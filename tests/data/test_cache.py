@@ -68,8 +68,9 @@ def test_cached_batches_cover_each_epoch_and_resume_at_any_batch(cache):
     assert not torch.equal(other_seed["depth"], first_epoch[0]["depth"])
 
 
-def test_random_crops_cut_the_same_window_from_image_depth_and_mask(cache):
+def test_random_crops_cut_the_same_window_from_image_depth_mask_and_base(cache):
     batch = next(cached_batches(cache, SIZE, SIZE, batch_size=4, seed=0))
+    batch["base_disparity"] = (1.0 / batch["depth"].clamp_min(0.1))[:, None]  # a base run on the whole scene
     cropped = random_crops(batch, 16, torch.Generator().manual_seed(0))
     assert cropped["image"].shape == (4, 3, 16, 16) and cropped["depth"].shape == (4, 16, 16)
     for index in range(4):
@@ -79,6 +80,7 @@ def test_random_crops_cut_the_same_window_from_image_depth_and_mask(cache):
         assert any(torch.equal(batch["image"][index, :, top:top + 16, left:left + 16], cropped["image"][index])
                    for top, left in matches.tolist())
     assert torch.equal(cropped["valid_mask"], cropped["depth"] > 0)
+    assert torch.equal(cropped["base_disparity"][:, 0], 1.0 / cropped["depth"].clamp_min(0.1))
     assert random_crops(batch, 0, torch.Generator()) is batch
     with pytest.raises(BetterDepthError, match="Crop size 20"):
         random_crops(batch, 20, torch.Generator())

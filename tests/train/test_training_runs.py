@@ -77,6 +77,23 @@ def test_ablation_without_conditioning_trains_a_two_input_unet(tmp_path, trained
     assert not DepthRefiner.from_pretrained(run / "refiner").uses_conditioning_channels
 
 
+@pytest.mark.slow
+def test_refiner_fine_tuning_starts_from_the_given_refiner(tmp_path, trained, photo_path):
+    """--init with a trained refiner: the run starts from its weights (learning rate 0 keeps them exactly),
+    here against a real base model, which sees whole scenes before the crop."""
+    first = tmp_path / "first"
+    common = ["train", "refiner", "--base", str(trained / "base" / "base"), "--unet-preset", "tiny", *SMALL]
+    assert main([*common, "--output-dir", str(first), "--autoencoder", str(trained / "ae" / "autoencoder"),
+                 "--steps", "1"]) == 0
+    tuned = tmp_path / "tuned"
+    assert main([*common, "--output-dir", str(tuned), "--init", str(first / "refiner"), "--learning-rate", "0", "--no-patch-mask",
+                 "--crop-size", "32", "--steps", "2"]) == 0
+    expected, actual = _weights(first / "refiner" / "unet"), _weights(tuned / "refiner" / "unet")
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    log = [json.loads(line) for line in (tuned / "log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2] and all(entry["loss"] > 0 for entry in log)
+
+
 def test_resuming_with_other_settings_is_refused(tmp_path, trained):
     with pytest.raises(BetterDepthError, match="different settings"):
         from betterdepth_engine.train.base import BaseTrainingSettings, train_base
