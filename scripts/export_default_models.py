@@ -6,7 +6,8 @@
 --base and --refiner are run folders of `betterdepth train base|refiner` (the refiner's folder already
 holds the autoencoder it was trained on, as vae/). Written: OUTPUT/base, OUTPUT/refiner (fp16 safetensors;
 the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's settings, final
-log entry and wall time). The output folder is replaced only when everything was written.
+log entry and wall time; a fine-tuned refiner's earlier runs as refiner_init_1, refiner_init_2, ...). The
+output folder is replaced only when everything was written.
 """
 
 from __future__ import annotations
@@ -44,9 +45,16 @@ def main() -> None:
     shutil.rmtree(staging, ignore_errors=True)
     SmallDepthNet.from_pretrained(args.base / "base").to(torch.float16).save_pretrained(staging / "base")
     DepthRefiner.from_pretrained(args.refiner / "refiner", dtype=torch.float16).save_pretrained(staging / "refiner")
-    autoencoder_run = Path(json.loads((args.refiner / "config.json").read_text())["autoencoder"]).parent
-    records = {"base": run_record(args.base), "refiner": run_record(args.refiner),
-               "autoencoder": run_record(autoencoder_run)}
+    # A fine-tuned refiner (trained with --init RUN/refiner): follow the runs it started from to the first.
+    refiner_runs = [args.refiner]
+    while (init := json.loads((refiner_runs[-1] / "config.json").read_text())["init"]) and \
+            (Path(init).parent / "log.jsonl").exists():
+        refiner_runs.append(Path(init).parent)
+    records = {"base": run_record(args.base), "refiner": run_record(args.refiner)}
+    for number, run in enumerate(refiner_runs[1:], 1):
+        records[f"refiner_init_{number}"] = run_record(run)
+    autoencoder_run = Path(json.loads((refiner_runs[-1] / "config.json").read_text())["autoencoder"]).parent
+    records["autoencoder"] = run_record(autoencoder_run)
     (staging / "training_runs.json").write_text(json.dumps(records, indent=2) + "\n")
     if (args.output / "README.md").exists():  # the hand-written model card stays
         shutil.copy2(args.output / "README.md", staging / "README.md")

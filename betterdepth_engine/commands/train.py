@@ -17,7 +17,8 @@ HELP = {
     "output_dir": "run folder: config, log.jsonl, checkpoint/ and the exported model; rerun to resume",
     "steps": "optimizer steps in total (a resumed run continues up to this)",
     "autoencoder": "trained autoencoder folder (from `betterdepth train autoencoder`)",
-    "init": "Stable Diffusion 2 or Marigold checkpoint to start from (conv_in inflated to 12 channels)",
+    "init": "start from: a Stable Diffusion 2 or Marigold checkpoint (conv_in inflated to 12 channels), or a "
+            "trained refiner folder to fine-tune",
     "base": "'simulated' (blurred, perturbed ground truth) or a base model folder / alias",
     "conditioning": "feed the base prediction to the U-Net (--no-conditioning: ablation)",
     "pre_alignment": "least-squares align the base to the target (--no-pre-alignment: ablation)",
