@@ -29,5 +29,17 @@ for base in simulated:blurry default; do
     done
     $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/ablation/refiner-full" -o "$RESULTS/ablation-${base#simulated:}-full"
 done
+# The paper's recipe against the shipped base (fine-tuned with its predictions as conditioning): on that base,
+# and on the simulated blurry base (does the refiner still add detail to a base whose layout is right?).
+for variant in eta0.1 eta0.4 no-mask; do
+    for base in default simulated:blurry; do
+        $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/refiner-shipped-base-$variant/refiner" \
+            -o "$RESULTS/shipped-base-$variant-on-${base#simulated:}"
+    done
+done
+
+# Real photos (docs/photos, public domain and CC0): image | base | refined | normals.
+$BD estimate docs/photos -o "$RESULTS/photos" --formats side-by-side -q
+.venv/bin/python scripts/photo_sheet.py "$RESULTS/photos" docs/images/results_photos.jpg
 
 .venv/bin/python scripts/results_tables.py "$RESULTS"

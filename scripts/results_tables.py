@@ -14,6 +14,8 @@ from betterdepth_engine.eval.report import markdown_table
 
 ABLATION = [("no conditioning", "no-conditioning"), ("conditioning only", "conditioning-only"),
             ("+ global pre-alignment", "pre-alignment"), ("+ local patch masking (full)", "full")]
+FINE_TUNED = [("fine-tuned, patch mask eta = 0.1 (paper)", "eta0.1"), ("fine-tuned, eta = 0.4", "eta0.4"),
+              ("fine-tuned, no patch mask", "no-mask")]
 
 
 def metrics(results: Path, name: str) -> dict[str, dict[str, float]]:
@@ -42,6 +44,13 @@ def main() -> None:
         print(f"\n## Ablation (equal training budgets), on {title}\n")
         rows = {"base alone": metrics(results, f"ablation-{base}-full")["base"]}
         rows.update({label: metrics(results, f"ablation-{base}-{name}")["refined"] for label, name in ABLATION})
+        print(markdown_table(rows))
+    for base, title in (("default", "the shipped base"), ("blurry", "the simulated blurry base")):
+        print(f"\n## Refiners fine-tuned against the shipped base (equal budgets), on {title}\n")
+        rows = {"base alone": metrics(results, f"shipped-base-eta0.1-on-{base}")["base"],
+                "before fine-tuning (the refiner above)": metrics(results, "default" if base == "default"
+                                                                  else "simulated-blurry")["refined"]}
+        rows.update({label: metrics(results, f"shipped-base-{name}-on-{base}")["refined"] for label, name in FINE_TUNED})
         print(markdown_table(rows))
 
 

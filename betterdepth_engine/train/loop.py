@@ -146,8 +146,8 @@ def synthetic_batches(settings: RunSettings, first_step: int) -> Iterator[dict]:
 
 def random_crops(batch: dict, size: int, generator: torch.Generator) -> dict:
     """The batch with image, depth, valid_mask (and base_disparity, if present) cut to one random size x size
-    window per sample (the same window for all); size 0 leaves the batch whole. Trainers of fully convolutional models use it to
-    spend a CPU step on more scenes."""
+    window per sample (the same window for all); size 0 leaves the batch whole. Trainers of fully
+    convolutional models use it to spend a CPU step on more scenes."""
     if not size:
         return batch
     height, width = batch["depth"].shape[-2:]
