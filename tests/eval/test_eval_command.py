@@ -48,7 +48,8 @@ def models(tiny_base_dir, tiny_refiner_dir):
 
 def test_eval_scores_base_and_refined_and_writes_reports(tmp_path, folder_dataset, models, capsys):
     out = tmp_path / "out"
-    assert run_eval(["--folder", str(folder_dataset), "-o", str(out), "--steps", "1", *models]) == 0
+    assert run_eval(["--folder", str(folder_dataset), "-o", str(out), "--steps", "1", "--strength", "0.8",
+                     *models]) == 0
 
     table = capsys.readouterr().out
     assert "| | AbsRel % | δ1 % | boundary F1 | DBE acc (px) | DBE comp (px) |" in table
@@ -61,6 +62,7 @@ def test_eval_scores_base_and_refined_and_writes_reports(tmp_path, folder_datase
         assert 0 <= values["abs_rel"] < 10 and 0 <= values["delta1"] <= 1
         assert values["dbe_completeness"] is None or 0 <= values["dbe_completeness"] <= 10
     assert results["settings"]["denoising_steps"] == 1 and results["settings"]["alignment"] == "disparity"
+    assert results["settings"]["strength"] == 0.8
     assert results["images_per_metric"]["base"]["abs_rel"] == 3
 
     with open(out / "per_image.csv") as handle:
@@ -117,6 +119,8 @@ def test_bad_arguments_fail_with_clear_errors(tmp_path, folder_dataset, models):
         run_eval(["--folder", str(folder_dataset), "--data-root", str(tmp_path), *out, *models])
     with pytest.raises(BetterDepthError, match="--limit must be at least 1"):
         run_eval(["--folder", str(folder_dataset), "--limit", "0", *out, *models])
+    with pytest.raises(BetterDepthError, match="strength must be in"):
+        run_eval(["--folder", str(folder_dataset), "--strength", "1.5", *out, *models])
     with pytest.raises(BetterDepthError, match="positive number of scenes"):
         run_eval(["--synthetic", "0", *out, *models])
     with pytest.raises(BetterDepthError, match="lacks an images/ or depth/"):
