@@ -26,6 +26,8 @@ HELP = {
     "eta": "patch mask threshold: per-patch RMS error in [-1, 1] units (paper: 0.1)",
     "high_timestep_fraction": "share of samples at t = 999, where 1-step inference starts",
     "mixed_precision": "no, bf16 or fp16 (CUDA only)",
+    "cooldown_steps": "decay the learning rate linearly to 0 over the last N steps; may be added when resuming a "
+                      "run that has not reached them",
 }
 
 

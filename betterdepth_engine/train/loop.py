@@ -66,7 +66,9 @@ def prepare_run_folder(settings: RunSettings) -> Path:
         previous = json.loads(config_path.read_text())
         # Where the scenes come from (rendered on the fly, by workers, or from a cache of the same generator)
         # may change when a run resumes; the run's model and optimisation settings may not.
-        ignored = {"steps", "checkpoint_every", "log_every", "data_workers", "scene_cache", "device", "output_dir"}
+        # A learning-rate cooldown may be added to a run that has not reached it (train/base.py checks that).
+        ignored = {"steps", "checkpoint_every", "log_every", "data_workers", "scene_cache", "device", "output_dir",
+                   "cooldown_steps"}
         changed = {key for key in config if key not in ignored and previous.get(key) != config[key]}
         if changed:
             raise BetterDepthError(

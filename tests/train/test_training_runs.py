@@ -44,6 +44,25 @@ def test_base_training_resumes_exactly(tmp_path, trained):
     assert [entry["step"] for entry in log] == [1, 2, 3] and log[-1]["loss"] != 9.0
 
 
+def test_base_run_at_a_constant_rate_resumes_with_a_cooldown(tmp_path, trained, capsys):
+    import shutil
+
+    run = tmp_path / "base"
+    shutil.copytree(trained / "base", run)  # 2 steps at a constant rate
+    config = json.loads((run / "config.json").read_text())
+    config["output_dir"] = str(run)
+    (run / "config.json").write_text(json.dumps(config))
+    common = ["train", "base", "--output-dir", str(run), "--channels", "8", "16", *SMALL]
+    assert main([*common, "--steps", "4", "--cooldown-steps", "2"]) == 0
+    rates = [json.loads(line)["lr"] for line in (run / "log.jsonl").read_text().splitlines()]
+    warmup = [1e-3 * (step + 1) / 200 for step in range(4)]
+    # The rate logged after step k is the one step k + 1 would use: warm-up, then halved, then 0.
+    assert rates == pytest.approx([warmup[1], warmup[2], warmup[3] * 1 / 2, 0.0])
+    # Moving the cooldown to where the run has already been is refused, with what to do instead.
+    assert main([*common, "--steps", "6", "--cooldown-steps", "2"]) == 2
+    assert "Cannot resume" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_refiner_training_exports_a_refiner_the_pipeline_loads(tmp_path, trained, photo_path):
     run = tmp_path / "refiner"
