@@ -29,12 +29,14 @@ for base in simulated:blurry default; do
     done
     $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/ablation/refiner-full" -o "$RESULTS/ablation-${base#simulated:}-full"
 done
-# The paper's recipe against the shipped base (fine-tuned with its predictions as conditioning): on that base,
-# and on the simulated blurry base (does the refiner still add detail to a base whose layout is right?).
+# The paper's recipe against a real base (the refiner fine-tuned with the 3600-step base's predictions as
+# conditioning): on that base, and on the simulated blurry base (does it still add detail to a base whose
+# layout is right?).
+$BD "${EVAL[@]}" --base "$RUNS/base-3600" -o "$RESULTS/base-3600"
 for variant in eta0.1 eta0.4 no-mask; do
-    for base in default simulated:blurry; do
+    for base in "$RUNS/base-3600" simulated:blurry; do
         $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/refiner-shipped-base-$variant/refiner" \
-            -o "$RESULTS/shipped-base-$variant-on-${base#simulated:}"
+            -o "$RESULTS/shipped-base-$variant-on-$(basename "${base#simulated:}")"
     done
 done
 

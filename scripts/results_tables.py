@@ -45,11 +45,11 @@ def main() -> None:
         rows = {"base alone": metrics(results, f"ablation-{base}-full")["base"]}
         rows.update({label: metrics(results, f"ablation-{base}-{name}")["refined"] for label, name in ABLATION})
         print(markdown_table(rows))
-    for base, title in (("default", "the shipped base"), ("blurry", "the simulated blurry base")):
-        print(f"\n## Refiners fine-tuned against the shipped base (equal budgets), on {title}\n")
+    for base, title in (("base-3600", "the base they were tuned with"), ("blurry", "the simulated blurry base")):
+        print(f"\n## Refiners fine-tuned against the 3600-step base (equal budgets), on {title}\n")
         rows = {"base alone": metrics(results, f"shipped-base-eta0.1-on-{base}")["base"],
-                "before fine-tuning (the refiner above)": metrics(results, "default" if base == "default"
-                                                                  else "simulated-blurry")["refined"]}
+                "before fine-tuning (the shipped refiner)": metrics(results, "base-3600" if base == "base-3600"
+                                                                    else "simulated-blurry")["refined"]}
         rows.update({label: metrics(results, f"shipped-base-{name}-on-{base}")["refined"] for label, name in FINE_TUNED})
         print(markdown_table(rows))
 
