@@ -35,8 +35,8 @@ done
 $BD "${EVAL[@]}" --base "$RUNS/base-3600" -o "$RESULTS/base-3600"
 for variant in eta0.1 eta0.4 no-mask; do
     for base in "$RUNS/base-3600" simulated:blurry; do
-        $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/refiner-shipped-base-$variant/refiner" \
-            -o "$RESULTS/shipped-base-$variant-on-$(basename "${base#simulated:}")"
+        $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/refiner-tuned-$variant/refiner" \
+            -o "$RESULTS/tuned-$variant-on-$(basename "${base#simulated:}")"
     done
 done
 

@@ -43,7 +43,7 @@ def main() -> None:
 
     staging = args.output.with_name(args.output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    SmallDepthNet.from_pretrained(args.base / "base").to(torch.float16).save_pretrained(staging / "base")
+    SmallDepthNet.from_pretrained(args.base / "base", torch_dtype=torch.float16).save_pretrained(staging / "base")
     DepthRefiner.from_pretrained(args.refiner / "refiner", dtype=torch.float16).save_pretrained(staging / "refiner")
     # A fine-tuned refiner (trained with --init RUN/refiner): follow the runs it started from to the first.
     refiner_runs = [args.refiner]

@@ -47,10 +47,10 @@ def main() -> None:
         print(markdown_table(rows))
     for base, title in (("base-3600", "the base they were tuned with"), ("blurry", "the simulated blurry base")):
         print(f"\n## Refiners fine-tuned against the 3600-step base (equal budgets), on {title}\n")
-        rows = {"base alone": metrics(results, f"shipped-base-eta0.1-on-{base}")["base"],
+        rows = {"base alone": metrics(results, f"tuned-eta0.1-on-{base}")["base"],
                 "before fine-tuning (the shipped refiner)": metrics(results, "base-3600" if base == "base-3600"
                                                                     else "simulated-blurry")["refined"]}
-        rows.update({label: metrics(results, f"shipped-base-{name}-on-{base}")["refined"] for label, name in FINE_TUNED})
+        rows.update({label: metrics(results, f"tuned-{name}-on-{base}")["refined"] for label, name in FINE_TUNED})
         print(markdown_table(rows))
 
 

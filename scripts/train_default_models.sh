@@ -2,7 +2,7 @@
 # Reproduce the shipped default models (betterdepth_engine/weights) and the ablation runs of docs/results.md,
 # on a CPU, from nothing. Every step is resumable: rerun the script after an interruption.
 #
-#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 3 h on 2 CPU cores)
+#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 5 h on 2 CPU cores)
 #
 # Then: bash scripts/evaluate_default_models.sh RUNS_DIR  (docs/results.md's numbers)
 set -euo pipefail
@@ -29,7 +29,7 @@ BASE=(--output-dir "$RUNS/base" --batch-size 16 --height 128 --width 128 --proce
       --scene-cache "$RUNS/scenes-128" "${COMMON[@]}")
 if [ ! -d "$RUNS/base-3600" ]; then
     $BD train base "${BASE[@]}" --steps 3600
-    $PY -c "import sys, torch; from betterdepth_engine.models.default_base import SmallDepthNet as Net; Net.from_pretrained(sys.argv[1]).to(torch.float16).save_pretrained(sys.argv[2])" \
+    $PY -c "import sys, torch; from betterdepth_engine.models.default_base import SmallDepthNet as Net; Net.from_pretrained(sys.argv[1], torch_dtype=torch.float16).save_pretrained(sys.argv[2])" \
         "$RUNS/base/base" "$RUNS/base-3600"
 fi
 $BD train base "${BASE[@]}" --steps 5600 --cooldown-steps 2000
@@ -56,7 +56,7 @@ $BD train refiner --output-dir "$RUNS/refiner-full" --steps "$ABLATION_STEPS" "$
 mkdir -p "$RUNS/ablation"
 rm -rf "$RUNS/ablation/refiner-full" && cp -r "$RUNS/refiner-full/refiner" "$RUNS/ablation/refiner-full"
 
-# The full method's run, continued: a refiner that has learned to add detail to a blurry base.
+# The shipped refiner: the full method's run, continued (it learns to add detail to a blurry base); export.
 $BD train refiner --output-dir "$RUNS/refiner-full" --steps "${REFINER_STEPS:-2400}" "${REFINER[@]}"
 $PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refiner-full" \
     --output betterdepth_engine/weights
@@ -65,10 +65,10 @@ $PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refine
 # as conditioning, 1500 steps each with the patch mask at the paper's eta = 0.1 (keeps about 37 % of patches
 # with this base), at eta = 0.4 (about 80 %) and without it. docs/results.md, section 5, compares them. (The
 # runs behind docs/results.md named that base by the path it was shipped at: the same fp16 file.)
-SHIPPED_BASE=(--init "$RUNS/refiner-full/refiner" --base "$RUNS/base-3600" --batch-size 8
+TUNED=(--init "$RUNS/refiner-full/refiner" --base "$RUNS/base-3600" --batch-size 8
               --crop-size 128 --learning-rate 2e-4 "${CACHE[@]}" "${COMMON[@]}")
 FINE_TUNE_STEPS=${FINE_TUNE_STEPS:-1500}
-$BD train refiner --output-dir "$RUNS/refiner-shipped-base-eta0.1" --steps "$FINE_TUNE_STEPS" "${SHIPPED_BASE[@]}" --eta 0.1
-$BD train refiner --output-dir "$RUNS/refiner-shipped-base-eta0.4" --steps "$FINE_TUNE_STEPS" "${SHIPPED_BASE[@]}" --eta 0.4
-$BD train refiner --output-dir "$RUNS/refiner-shipped-base-no-mask" --steps "$FINE_TUNE_STEPS" "${SHIPPED_BASE[@]}" \
+$BD train refiner --output-dir "$RUNS/refiner-tuned-eta0.1" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" --eta 0.1
+$BD train refiner --output-dir "$RUNS/refiner-tuned-eta0.4" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" --eta 0.4
+$BD train refiner --output-dir "$RUNS/refiner-tuned-no-mask" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" \
     --no-patch-mask

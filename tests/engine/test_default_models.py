@@ -36,7 +36,7 @@ def test_estimate_uses_the_shipped_models_by_default(tmp_path):
 @pytest.mark.slow
 def test_refiner_sharpens_boundaries_of_held_out_scenes(tmp_path):
     """On held-out scenes with the kind of base it was trained with (docs/results.md, section 2): sharper
-    boundaries, the layout kept. (On the shipped base it does not help yet: that base is too weak.)"""
+    boundaries, the layout kept. (On the shipped base it only keeps the layout: that base is too weak.)"""
     import json
 
     assert main(["eval", "--synthetic", "12", "--base", "simulated:blurry", "-q", "-o", str(tmp_path)]) == 0
