@@ -15,6 +15,7 @@ EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q)
 
 # The shipped base and refiner; and the shipped refiner on the kind of base it was trained with.
 $BD "${EVAL[@]}" -o "$RESULTS/default"
+$BD "${EVAL[@]}" --processing-resolution 0 -o "$RESULTS/default-native-resolution"  # refiner at 320 px, not 256
 $BD "${EVAL[@]}" --base simulated:blurry -o "$RESULTS/simulated-blurry"
 # Plug-and-play: the same refiner, unchanged, on other bases: a second trained base (700 steps at 256 px, run
 # at 192 px), and ground truth degraded less than in training ("mild"; the refiner was trained on "blurry").

@@ -28,7 +28,9 @@ def main() -> None:
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "build/results")
     default = metrics(results, "default")
     print("## Shipped base vs. shipped refiner\n")
-    print(markdown_table({"base (shipped SmallDepthNet)": default["base"], "+ refiner": default["refined"]}))
+    native = metrics(results, "default-native-resolution")
+    print(markdown_table({"base (shipped SmallDepthNet)": default["base"], "+ refiner": default["refined"],
+                          "+ refiner at the images' 320 px (not 256)": native["refined"]}))
     blurry = metrics(results, "simulated-blurry")
     print("\n## The shipped refiner on the kind of base it was trained with (simulated blurry)\n")
     print(markdown_table({"simulated blurry base": blurry["base"], "+ refiner": blurry["refined"]}))
