@@ -66,7 +66,7 @@ $PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refine
 # with this base), at eta = 0.4 (about 80 %) and without it. docs/results.md, section 5, compares them. (The
 # runs behind docs/results.md named that base by the path it was shipped at: the same fp16 file.)
 TUNED=(--init "$RUNS/refiner-full/refiner" --base "$RUNS/base-3600" --batch-size 8
-              --crop-size 128 --learning-rate 2e-4 "${CACHE[@]}" "${COMMON[@]}")
+       --crop-size 128 --learning-rate 2e-4 "${CACHE[@]}" "${COMMON[@]}")
 FINE_TUNE_STEPS=${FINE_TUNE_STEPS:-1500}
 $BD train refiner --output-dir "$RUNS/refiner-tuned-eta0.1" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" --eta 0.1
 $BD train refiner --output-dir "$RUNS/refiner-tuned-eta0.4" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" --eta 0.4
