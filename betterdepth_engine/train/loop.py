@@ -160,9 +160,7 @@ def random_crops(batch: dict, size: int, generator: torch.Generator) -> dict:
     tops = torch.randint(0, height - size + 1, (count,), generator=generator).tolist()
     lefts = torch.randint(0, width - size + 1, (count,), generator=generator).tolist()
     cropped = dict(batch)
-    for key in ("image", "depth", "valid_mask", "base_disparity"):
-        if key not in batch:
-            continue
+    for key in [key for key in ("image", "depth", "valid_mask", "base_disparity") if key in batch]:
         cropped[key] = torch.stack([sample[..., top:top + size, left:left + size]
                                     for sample, top, left in zip(batch[key], tops, lefts)])
     return cropped

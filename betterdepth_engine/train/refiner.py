@@ -100,7 +100,6 @@ def _drop_conditioning_channels(refiner: DepthRefiner) -> None:
 class SimulatedBase:
     """A stand-in base model: the ground truth, blurred, downsampled and affinely perturbed (data/degrade)."""
 
-    name = "simulated"
     sees_whole_scene = False  # its degradation is local, so it is applied to the training crop
 
     def __init__(self, seed: int):
@@ -122,7 +121,6 @@ class ModelBase:
         from betterdepth_engine.models.loading import load_base_model
 
         self.model = load_base_model(spec, device)
-        self.name = spec
 
     def __call__(self, batch: dict) -> torch.Tensor:
         """Raw affine-invariant disparity [B, 1, H, W] for the batch's images."""

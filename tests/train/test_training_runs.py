@@ -97,7 +97,7 @@ def test_ablation_without_conditioning_trains_a_two_input_unet(tmp_path, trained
 
 
 @pytest.mark.slow
-def test_refiner_fine_tuning_starts_from_the_given_refiner(tmp_path, trained, photo_path):
+def test_refiner_fine_tuning_starts_from_the_given_refiner(tmp_path, trained):
     """--init with a trained refiner: the run starts from its weights (learning rate 0 keeps them exactly),
     here against a real base model, which sees whole scenes before the crop."""
     first = tmp_path / "first"
@@ -105,8 +105,8 @@ def test_refiner_fine_tuning_starts_from_the_given_refiner(tmp_path, trained, ph
     assert main([*common, "--output-dir", str(first), "--autoencoder", str(trained / "ae" / "autoencoder"),
                  "--steps", "1"]) == 0
     tuned = tmp_path / "tuned"
-    assert main([*common, "--output-dir", str(tuned), "--init", str(first / "refiner"), "--learning-rate", "0", "--no-patch-mask",
-                 "--crop-size", "32", "--steps", "2"]) == 0
+    assert main([*common, "--output-dir", str(tuned), "--init", str(first / "refiner"), "--learning-rate", "0",
+                 "--no-patch-mask", "--crop-size", "32", "--steps", "2"]) == 0
     expected, actual = _weights(first / "refiner" / "unet"), _weights(tuned / "refiner" / "unet")
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     log = [json.loads(line) for line in (tuned / "log.jsonl").read_text().splitlines()]
