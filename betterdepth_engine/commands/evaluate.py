@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
     data.add_argument("--limit", type=int, metavar="N", help="evaluate only the first N samples")
     models = parser.add_argument_group("models")
     models.add_argument("--base", default="default", metavar="MODEL",
-                        help="base model, as in `betterdepth estimate`, or simulated:blurry / simulated:mild: the "
+                        help="base model, as in `betterdepth estimate`, or simulated:blurry / mild / varied: the "
                              "ground truth degraded (a base of known quality, for testing refiners) "
                              "(default: %(default)s)")
     models.add_argument("--refiner", default="default", metavar="MODEL",

@@ -19,7 +19,10 @@ HELP = {
     "autoencoder": "trained autoencoder folder (from `betterdepth train autoencoder`)",
     "init": "start from: a Stable Diffusion 2 or Marigold checkpoint (conv_in inflated to 12 channels), or a "
             "trained refiner folder to fine-tune",
-    "base": "'simulated' (blurred, perturbed ground truth) or a base model folder / alias",
+    "fine_tune_decoder": "a trained autoencoder folder: freeze its encoder (the latent space a refiner was trained "
+                         "in stays valid) and train only its decoder, on depth maps",
+    "base": "'simulated' (ground truth blurred and perturbed as in data/degrade.py; simulated:KIND picks another "
+            "degradation: blurry (the default), mild or varied) or a base model folder / alias",
     "conditioning": "feed the base prediction to the U-Net (--no-conditioning: ablation)",
     "pre_alignment": "least-squares align the base to the target (--no-pre-alignment: ablation)",
     "patch_mask": "drop patches where base and target disagree (--no-patch-mask: ablation)",

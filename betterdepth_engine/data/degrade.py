@@ -21,6 +21,7 @@ class Degradation:
     downsample: tuple[float, float]  # range of the factor detail is averaged away by
     warp_fraction: tuple[float, float]  # range of the edge displacement, as a fraction of the image width
     gain: tuple[float, float]  # range of the smooth multiplicative error (0.05 = +-5%)
+    log_uniform_downsample: bool = False  # draw the factor log-uniformly: as many sharp as blurred samples
 
 
 DEGRADATIONS = {
@@ -28,6 +29,10 @@ DEGRADATIONS = {
     "blurry": Degradation(downsample=(4.0, 12.0), warp_fraction=(0.0, 0.015), gain=(0.0, 0.08)),
     # A good base: small structures survive, edges are only slightly soft (for plug-and-play tests).
     "mild": Degradation(downsample=(2.0, 4.0), warp_fraction=(0.0, 0.005), gain=(0.0, 0.03)),
+    # Anything from almost exact to over-smoothed: a refiner trained on it also sees conditioning whose edges are
+    # already right (and must keep them), as a real base's are in places.
+    "varied": Degradation(downsample=(1.0, 12.0), warp_fraction=(0.0, 0.015), gain=(0.0, 0.08),
+                          log_uniform_downsample=True),
 }
 
 
@@ -68,7 +73,10 @@ def _degrade_one(disparity, valid_mask, generator, degradation: Degradation) -> 
     scale = torch.quantile(valid_values, 0.98) if valid_values.numel() else filled.new_tensor(1.0)
     image = (filled / scale.clamp(min=1e-8))[None, None]
 
-    factor = _uniform(generator, *degradation.downsample)
+    if degradation.log_uniform_downsample:
+        factor = math.exp(_uniform(generator, *map(math.log, degradation.downsample)))
+    else:
+        factor = _uniform(generator, *degradation.downsample)
     small = F.interpolate(image, size=(max(1, round(height / factor)), max(1, round(width / factor))), mode="area")
     image = _gaussian_blur(F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False), factor / 4)
 

@@ -59,7 +59,7 @@ def score_prediction(disparity: np.ndarray, sample: DepthSample, protocol: EvalP
 
 class SimulatedBase:
     """A base "model" of known quality for testing refiners: each sample's ground truth degraded by
-    `data.degrade` (`kind` blurry or mild; blurred, displaced, affinely perturbed), seeded by the sample index.
+    `data.degrade` (`kind` blurry, mild or varied; blurred, displaced, affinely perturbed), seeded by the sample index.
     It needs the ground truth, so only `evaluate_sample` can use it (`betterdepth eval --base simulated:KIND`)."""
 
     def __init__(self, kind: str, seed: int = 0):

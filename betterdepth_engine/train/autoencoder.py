@@ -5,6 +5,10 @@ needs. The loss is L1 plus an image-gradient L1 (sharp depth edges are the point
 tiny KL term that keeps the latents bounded. The refiner encodes with the posterior mean, so training decodes
 the mean too (sampling would teach the decoder to blur away the noise). At export, `scaling_factor` is set so
 that latents have unit standard deviation, as the diffusion noise schedule assumes.
+
+`fine_tune_decoder` starts from a trained autoencoder, freezes its encoder and trains only the decoder, on
+depth maps only: the latent space (and the scaling factor) stay exactly as they were, so a refiner trained
+in it stays valid, while its depth maps come out sharper. BetterDepth never decodes a photo.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
     RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, random_crops, save_checkpoint,
@@ -39,13 +44,39 @@ class AutoencoderTrainingSettings(RunSettings):
     gradient_weight: float = 1.0
     sky_as_far: bool = True
     crop_size: int = 0  # train on random crops of this size (0 = whole images); the model is fully convolutional
+    fine_tune_decoder: str = ""  # a trained autoencoder folder: train only its decoder, on depth maps
+
+
+def load_or_create(settings: AutoencoderTrainingSettings):
+    from diffusers import AutoencoderKL
+
+    if settings.fine_tune_decoder:
+        folder = Path(settings.fine_tune_decoder)
+        if not (folder / "config.json").exists():
+            raise BetterDepthError(BetterDepthError.MODEL_NOT_FOUND,
+                                   f"No autoencoder in '{folder}' (no config.json).",
+                                   "Pass the 'autoencoder' folder of a `betterdepth train autoencoder` run.")
+        vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32)
+        # Frozen: the encoder and quant_conv define the latent space; post_quant_conv belongs to the decoder.
+        for module in (vae.encoder, vae.quant_conv):
+            module.requires_grad_(False)
+        return vae
+    preset = AUTOENCODER_PRESETS[settings.preset]
+    blocks = len(preset["block_out_channels"])
+    return AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * blocks,
+                         up_block_types=("UpDecoderBlock2D",) * blocks,
+                         latent_channels=4, sample_size=settings.height, **preset)
 
 
 def photos_and_depth_maps(batch: dict, settings: AutoencoderTrainingSettings, device) -> torch.Tensor:
-    """[2B, 3, H, W] in [-1, 1]: the batch's photos, then its normalised disparity copied to 3 channels."""
+    """[2B, 3, H, W] in [-1, 1]: the batch's photos, then its normalised disparity copied to 3 channels.
+    [B, 3, H, W], the depth maps only, when fine-tuning the decoder."""
     target, _ = objectives.normalized_target_disparity(
         batch["depth"][:, None].to(device), batch["valid_mask"][:, None].to(device), settings.sky_as_far)
-    return torch.cat([batch["image"].to(device) * 2.0 - 1.0, target.repeat(1, 3, 1, 1)])
+    depth_maps = target.repeat(1, 3, 1, 1)
+    if settings.fine_tune_decoder:
+        return depth_maps
+    return torch.cat([batch["image"].to(device) * 2.0 - 1.0, depth_maps])
 
 
 def gradient_l1(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -58,16 +89,12 @@ def gradient_l1(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Ten
 
 def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     """Train (or resume) and export the autoencoder to OUTPUT_DIR/autoencoder; returns that folder."""
-    from diffusers import AutoencoderKL
-
     device = training_device(settings)
-    folder = prepare_run_folder(settings)
     torch.manual_seed(settings.seed)
-    preset = AUTOENCODER_PRESETS[settings.preset]
-    blocks = len(preset["block_out_channels"])
-    vae = AutoencoderKL(down_block_types=("DownEncoderBlock2D",) * blocks, up_block_types=("UpDecoderBlock2D",) * blocks,
-                        latent_channels=4, sample_size=settings.height, **preset).to(device).train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    vae = load_or_create(settings).to(device).train()  # before the run folder: a wrong path leaves none behind
+    folder = prepare_run_folder(settings)
+    trained = [parameter for parameter in vae.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=settings.learning_rate, weight_decay=0.0)
     crop_generator = torch.Generator().manual_seed(settings.seed)
     state = load_checkpoint(folder)
     first_step = 0
@@ -79,7 +106,7 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     batches = synthetic_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train autoencoder")
     for step in range(first_step, settings.steps):
-        values = {"loss": 0.0, "l1_image": 0.0, "l1_depth": 0.0}
+        values = {"loss": 0.0, "l1_depth": 0.0} | ({} if settings.fine_tune_decoder else {"l1_image": 0.0})
         for _ in range(settings.gradient_accumulation):
             pixels = photos_and_depth_maps(random_crops(next(batches), settings.crop_size, crop_generator),
                                            settings, device)
@@ -87,14 +114,16 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
                 posterior = vae.encode(pixels).latent_dist
                 reconstruction = vae.decode(posterior.mode()).sample.float()
             l1 = (reconstruction - pixels).abs()
-            loss = (l1.mean() + settings.gradient_weight * gradient_l1(reconstruction, pixels)
-                    + settings.kl_weight * posterior.kl().mean())
+            loss = l1.mean() + settings.gradient_weight * gradient_l1(reconstruction, pixels)
+            if not settings.fine_tune_decoder:
+                loss = loss + settings.kl_weight * posterior.kl().mean()
             (loss / settings.gradient_accumulation).backward()
-            count = len(pixels) // 2
+            photo_count = 0 if settings.fine_tune_decoder else len(pixels) // 2
             values["loss"] += loss.item() / settings.gradient_accumulation
-            values["l1_image"] += l1[:count].mean().item() / settings.gradient_accumulation
-            values["l1_depth"] += l1[count:].mean().item() / settings.gradient_accumulation
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+            if photo_count:
+                values["l1_image"] += l1[:photo_count].mean().item() / settings.gradient_accumulation
+            values["l1_depth"] += l1[photo_count:].mean().item() / settings.gradient_accumulation
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         log.step(step + 1, values, write=(step + 1) % settings.log_every == 0)
@@ -103,7 +132,8 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
                                      "crop_generator": crop_generator.get_state()})
     log.close()
     vae.eval()
-    vae.register_to_config(scaling_factor=latent_scaling_factor(vae, batches, settings, device))
+    if not settings.fine_tune_decoder:  # a frozen encoder keeps the scaling factor its refiner was trained with
+        vae.register_to_config(scaling_factor=latent_scaling_factor(vae, batches, settings, device))
     destination = folder / "autoencoder"
     vae.cpu().save_pretrained(destination)
     return destination

@@ -43,7 +43,9 @@ class RefinerTrainingSettings(RunSettings):
     autoencoder: str = ""  # a trained autoencoder folder (diffusers AutoencoderKL/Tiny), unless --init is given
     init: str = ""  # SD2 or Marigold checkpoint (conv_in inflated, VAE taken from it), or a refiner to fine-tune
     unet_preset: str = "small"
-    base: str = "simulated"  # "simulated" (degraded ground truth) or a base model (folder, alias, hub id)
+    # "simulated" (= simulated:blurry) or simulated:KIND (degraded ground truth, data/degrade.py), or a base model
+    # (folder, alias, hub id)
+    base: str = "simulated"
     conditioning: bool = True
     pre_alignment: bool = True
     patch_mask: bool = True
@@ -102,14 +104,28 @@ class SimulatedBase:
 
     sees_whole_scene = False  # its degradation is local, so it is applied to the training crop
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, kind: str = "blurry"):
+        from betterdepth_engine.data.degrade import DEGRADATIONS
+
+        if kind not in DEGRADATIONS:
+            raise BetterDepthError(BetterDepthError.BAD_INPUT, f"Unknown simulated base 'simulated:{kind}'.",
+                                   f"Use one of: simulated, {', '.join(f'simulated:{name}' for name in DEGRADATIONS)}.")
+        self.kind = kind
         self.generator = torch.Generator().manual_seed(seed)
 
     def __call__(self, batch: dict) -> torch.Tensor:
         """Raw affine-invariant disparity [B, 1, H, W] for the batch's scenes."""
         from betterdepth_engine.data.degrade import degrade_depth
 
-        return degrade_depth(batch["depth"], batch["valid_mask"], self.generator)[:, None]
+        return degrade_depth(batch["depth"], batch["valid_mask"], self.generator, self.kind)[:, None]
+
+
+def training_base(settings: RefinerTrainingSettings, device: torch.device):
+    if settings.base == "simulated":
+        return SimulatedBase(settings.seed)
+    if settings.base.startswith("simulated:"):
+        return SimulatedBase(settings.seed, settings.base.removeprefix("simulated:"))
+    return ModelBase(settings.base, device)
 
 
 class ModelBase:
@@ -161,8 +177,10 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     from diffusers.training_utils import EMAModel
 
     device = training_device(settings)
-    folder = prepare_run_folder(settings)
+    # Models first: a wrong path or name fails before a run folder with those settings exists.
+    base = training_base(settings, device)
     refiner = build_refiner(settings)
+    folder = prepare_run_folder(settings)
     unet = refiner.unet.train().requires_grad_(True)
     refiner.vae.to(device)
     unet.to(device)
@@ -171,7 +189,6 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     ema = EMAModel(unet.parameters(), decay=settings.ema_decay) if settings.ema_decay > 0 else None
     generator = torch.Generator().manual_seed(settings.seed)
     crop_generator = torch.Generator().manual_seed(settings.seed + 1)
-    base = SimulatedBase(settings.seed) if settings.base == "simulated" else ModelBase(settings.base, device)
 
     state = load_checkpoint(folder)
     first_step = 0

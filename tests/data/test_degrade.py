@@ -64,3 +64,15 @@ def test_unknown_kind_is_refused(scene):
     disparity, valid = scene
     with pytest.raises(ValueError, match="blurry"):
         degrade_disparity(disparity, valid, torch.Generator(), kind="sharp")
+
+
+def test_varied_spans_almost_exact_to_over_smoothed(scene):
+    disparity, valid = scene
+    generator = torch.Generator().manual_seed(2)
+    residuals = [affine_fit_residual(degrade_disparity(disparity, valid, generator, "varied"), disparity, valid)
+                 for _ in range(16)]
+    blurry = affine_fit_residual(degrade_disparity(disparity, valid, torch.Generator().manual_seed(2)), disparity,
+                                 valid)
+    mild = affine_fit_residual(degrade_disparity(disparity, valid, torch.Generator().manual_seed(2), "mild"),
+                               disparity, valid)
+    assert min(residuals) < mild and max(residuals) > 0.8 * blurry

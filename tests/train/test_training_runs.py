@@ -77,12 +77,21 @@ def test_refiner_training_exports_a_refiner_the_pipeline_loads(tmp_path, trained
 
 
 @pytest.mark.slow
-def test_refiner_training_with_the_simulated_base_logs_kept_patches(tmp_path, trained):
+@pytest.mark.parametrize("base", ["simulated", "simulated:varied"])
+def test_refiner_training_with_the_simulated_base_logs_kept_patches(tmp_path, trained, base):
     run = tmp_path / "simulated"
     assert main(["train", "refiner", "--output-dir", str(run), "--autoencoder", str(trained / "ae" / "autoencoder"),
-                 "--base", "simulated", "--unet-preset", "tiny", "--steps", "1", "--eta", "0.3", *SMALL]) == 0
+                 "--base", base, "--unet-preset", "tiny", "--steps", "1", "--eta", "0.3", *SMALL]) == 0
     entry = json.loads((run / "log.jsonl").read_text().splitlines()[0])
     assert 0.0 < entry["kept_patches"] <= 1.0 and entry["loss"] > 0
+
+
+def test_refiner_training_refuses_an_unknown_simulated_base(tmp_path, trained, capsys):
+    assert main(["train", "refiner", "--output-dir", str(tmp_path / "run"), "--autoencoder",
+                 str(trained / "ae" / "autoencoder"), "--base", "simulated:sharp", "--unet-preset", "tiny",
+                 "--steps", "1", *SMALL]) == 2
+    assert "Unknown simulated base 'simulated:sharp'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # so the corrected command is not refused as a changed run
 
 
 @pytest.mark.slow
@@ -148,3 +157,28 @@ def test_autoencoder_trains_on_crops_of_cached_scenes(tmp_path, capsys):
     assert main(["train", "autoencoder", "--output-dir", str(tmp_path / "bad"), "--preset", "tiny", "--steps", "1",
                  "--scene-cache", str(cache), "--crop-size", "72", *SMALL]) == 2
     assert "Crop size 72 does not fit 64x64" in capsys.readouterr().err
+
+
+def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path, trained, capsys):
+    from diffusers import AutoencoderKL
+
+    original = trained / "ae" / "autoencoder"
+    run = tmp_path / "decoder"
+    assert main(["train", "autoencoder", "--output-dir", str(run), "--fine-tune-decoder", str(original),
+                 "--steps", "2", "--learning-rate", "1e-2", *SMALL]) == 0
+    before, after = _weights(original), _weights(run / "autoencoder")
+    latent_space = [name for name in before if name.startswith(("encoder.", "quant_conv."))]
+    decoder = [name for name in before if name.startswith(("decoder.", "post_quant_conv."))]
+    assert latent_space and decoder and len(latent_space) + len(decoder) == len(before)
+    assert all(torch.equal(before[name], after[name]) for name in latent_space)
+    assert any(not torch.equal(before[name], after[name]) for name in decoder)
+    # The refiner trained in this latent space reads its scale from the VAE config: it must not move.
+    assert (AutoencoderKL.load_config(run / "autoencoder")["scaling_factor"]
+            == AutoencoderKL.load_config(original)["scaling_factor"])
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert "l1_depth" in log[-1] and "l1_image" not in log[-1]  # depth maps only
+
+    assert main(["train", "autoencoder", "--output-dir", str(tmp_path / "bad"), "--fine-tune-decoder",
+                 str(tmp_path / "nowhere"), "--steps", "1", *SMALL]) == 2
+    assert "No autoencoder in" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
