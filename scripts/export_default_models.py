@@ -1,13 +1,15 @@
 """Copy trained models into the package as the shipped defaults: fp16 weights, plus the runs' provenance.
 
-    python scripts/export_default_models.py --base RUNS/base --refiner RUNS/refiner-full \
-        --output betterdepth_engine/weights
+    python scripts/export_default_models.py --base RUNS/base --refiner RUNS/refiner-varied \
+        --decoder RUNS/autoencoder-decoder --output betterdepth_engine/weights
 
 --base and --refiner are run folders of `betterdepth train base|refiner` (the refiner's folder already
-holds the autoencoder it was trained on, as vae/). Written: OUTPUT/base, OUTPUT/refiner (fp16 safetensors;
-the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's settings, final
-log entry and wall time; a fine-tuned refiner's earlier runs as refiner_init_1, refiner_init_2, ...). The
-output folder is replaced only when everything was written.
+holds the autoencoder it was trained on, as vae/). --decoder, optional, is a run of `betterdepth train
+autoencoder --fine-tune-decoder` whose autoencoder replaces that vae/: its encoder must be bit-identical to
+the refiner's (same latent space), which is checked. Written: OUTPUT/base, OUTPUT/refiner (fp16
+safetensors; the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's
+settings, final log entry and wall time; a fine-tuned refiner's earlier runs as refiner_init_1,
+refiner_init_2, ...). The output folder is replaced only when everything was written.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -34,17 +37,38 @@ def run_record(run: Path) -> dict:
             "wall_time_s": round(wall_s)}
 
 
+def with_fine_tuned_decoder(refiner: DepthRefiner, decoder_run: Path) -> DepthRefiner:
+    """The refiner with the decoder run's autoencoder, after checking that the latent space is the same."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL.from_pretrained(decoder_run / "autoencoder")
+    trained, tuned = refiner.vae.float().state_dict(), vae.state_dict()
+    latent_space = [name for name in trained if name.startswith(("encoder.", "quant_conv."))]
+    if not all(torch.equal(trained[name], tuned[name]) for name in latent_space) or \
+            vae.config.scaling_factor != refiner.vae.config.scaling_factor:
+        sys.exit(f"{decoder_run}: its encoder is not the one the refiner was trained with; fine-tune the decoder "
+                 f"of the refiner's autoencoder (--fine-tune-decoder RUN/autoencoder).")
+    refiner.vae = vae.eval().requires_grad_(False)
+    return refiner
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", type=Path, required=True, help="base model run folder")
     parser.add_argument("--refiner", type=Path, required=True, help="refiner run folder")
+    parser.add_argument("--decoder", type=Path, help="autoencoder run that fine-tuned the refiner's decoder")
     parser.add_argument("--output", type=Path, default=Path("betterdepth_engine/weights"))
     args = parser.parse_args()
 
     staging = args.output.with_name(args.output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     SmallDepthNet.from_pretrained(args.base / "base", torch_dtype=torch.float16).save_pretrained(staging / "base")
-    DepthRefiner.from_pretrained(args.refiner / "refiner", dtype=torch.float16).save_pretrained(staging / "refiner")
+    refiner = DepthRefiner.from_pretrained(args.refiner / "refiner", dtype=torch.float32)
+    if args.decoder:
+        refiner = with_fine_tuned_decoder(refiner, args.decoder)
+    refiner.vae.half()
+    refiner.unet.half()
+    refiner.save_pretrained(staging / "refiner")
     # A fine-tuned refiner (trained with --init RUN/refiner): follow the runs it started from to the first.
     refiner_runs = [args.refiner]
     while (init := json.loads((refiner_runs[-1] / "config.json").read_text())["init"]) and \
@@ -55,6 +79,8 @@ def main() -> None:
         records[f"refiner_init_{number}"] = run_record(run)
     autoencoder_run = Path(json.loads((refiner_runs[-1] / "config.json").read_text())["autoencoder"]).parent
     records["autoencoder"] = run_record(autoencoder_run)
+    if args.decoder:
+        records["autoencoder_decoder"] = run_record(args.decoder)
     (staging / "training_runs.json").write_text(json.dumps(records, indent=2) + "\n")
     if (args.output / "README.md").exists():  # the hand-written model card stays
         shutil.copy2(args.output / "README.md", staging / "README.md")

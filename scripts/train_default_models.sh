@@ -2,7 +2,7 @@
 # Reproduce the shipped default models (betterdepth_engine/weights) and the ablation runs of docs/results.md,
 # on a CPU, from nothing. Every step is resumable: rerun the script after an interruption.
 #
-#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 5 h on 2 CPU cores)
+#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 6 h on 2 CPU cores)
 #
 # Then: bash scripts/evaluate_default_models.sh RUNS_DIR  (docs/results.md's numbers)
 set -euo pipefail
@@ -56,10 +56,20 @@ $BD train refiner --output-dir "$RUNS/refiner-full" --steps "$ABLATION_STEPS" "$
 mkdir -p "$RUNS/ablation"
 rm -rf "$RUNS/ablation/refiner-full" && cp -r "$RUNS/refiner-full/refiner" "$RUNS/ablation/refiner-full"
 
-# The shipped refiner: the full method's run, continued (it learns to add detail to a blurry base); export.
+# The full method's run, continued (it learns to add detail to a blurry base).
 $BD train refiner --output-dir "$RUNS/refiner-full" --steps "${REFINER_STEPS:-2400}" "${REFINER[@]}"
-$PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refiner-full" \
-    --output betterdepth_engine/weights
+
+# The shipped refiner: that run fine-tuned against a simulated base of varied quality, from almost exact to
+# over-smoothed, so that it also keeps edges its conditioning already has right (a real base's are, in places).
+$BD train refiner --output-dir "$RUNS/refiner-varied" --init "$RUNS/refiner-full/refiner" --base simulated:varied \
+    --steps "${VARIED_STEPS:-3000}" --batch-size 8 --crop-size 128 --learning-rate 2e-4 --high-timestep-fraction 0.2 \
+    "${CACHE[@]}" "${COMMON[@]}"
+# Sharper depth maps from the same latent space: the autoencoder's decoder fine-tuned on depth maps, its encoder
+# frozen (every refiner above stays valid). Export the shipped models with it.
+$BD train autoencoder --output-dir "$RUNS/autoencoder-decoder" --fine-tune-decoder "$RUNS/autoencoder/autoencoder" \
+    --steps 3000 --batch-size 16 --crop-size 128 --learning-rate 5e-4 "${CACHE[@]}" "${COMMON[@]}"
+$PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refiner-varied" \
+    --decoder "$RUNS/autoencoder-decoder" --output betterdepth_engine/weights
 
 # The paper's recipe against a real base: the refiner above fine-tuned with the 3600-step base's predictions
 # as conditioning, 1500 steps each with the patch mask at the paper's eta = 0.1 (keeps about 37 % of patches
