@@ -182,3 +182,41 @@ def test_decoder_fine_tuning_keeps_the_latent_space(tmp_path, trained, capsys):
                  str(tmp_path / "nowhere"), "--steps", "1", *SMALL]) == 2
     assert "No autoencoder in" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trained):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from betterdepth_engine.models.refiner import DepthRefiner
+
+    repository = Path(__file__).resolve().parents[2]
+    refiner_run, decoder_run, other_run = tmp_path / "refiner", tmp_path / "decoder", tmp_path / "other"
+    assert main(["train", "refiner", "--output-dir", str(refiner_run), "--autoencoder",
+                 str(trained / "ae" / "autoencoder"), "--base", "simulated", "--unet-preset", "tiny", "--steps", "1",
+                 *SMALL]) == 0
+    assert main(["train", "autoencoder", "--output-dir", str(decoder_run), "--fine-tune-decoder",
+                 str(trained / "ae" / "autoencoder"), "--steps", "1", "--learning-rate", "1e-2", *SMALL]) == 0
+    assert main(["train", "autoencoder", "--output-dir", str(other_run), "--preset", "tiny", "--seed", "1",
+                 "--steps", "1", *SMALL]) == 0
+
+    def export(decoder, output):
+        return subprocess.run([sys.executable, "scripts/export_default_models.py", "--base", str(trained / "base"),
+                               "--refiner", str(refiner_run), "--decoder", str(decoder), "--output", str(output)],
+                              cwd=repository, capture_output=True, text=True)
+
+    exported = export(decoder_run, tmp_path / "weights")
+    assert exported.returncode == 0, exported.stderr
+    shipped = _weights(tmp_path / "weights" / "refiner" / "vae")
+    tuned = _weights(decoder_run / "autoencoder")
+    assert all(torch.equal(shipped[name], tuned[name].half()) for name in tuned)
+    assert all(weight.dtype == torch.float16 for weight in _weights(tmp_path / "weights" / "refiner" / "unet").values())
+    assert DepthRefiner.from_pretrained(tmp_path / "weights" / "refiner").uses_conditioning_channels
+    records = json.loads((tmp_path / "weights" / "training_runs.json").read_text())
+    assert records["autoencoder_decoder"]["settings"]["fine_tune_decoder"] == str(trained / "ae" / "autoencoder")
+
+    refused = export(other_run, tmp_path / "mismatch")
+    assert refused.returncode != 0 and "not the one the refiner was trained with" in refused.stderr
+    assert not (tmp_path / "mismatch").exists()
