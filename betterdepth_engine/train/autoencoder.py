@@ -21,8 +21,8 @@ import torch
 from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, random_crops, save_checkpoint,
-    synthetic_batches, training_device,
+    RunSettings, TrainingLog, autocast, check_schedule_on_resume, cooldown_start, learning_rate_at, load_checkpoint,
+    prepare_run_folder, random_crops, save_checkpoint, set_learning_rate, synthetic_batches, training_device,
 )
 
 AUTOENCODER_PRESETS = {
@@ -99,6 +99,7 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     state = load_checkpoint(folder)
     first_step = 0
     if state is not None:
+        check_schedule_on_resume(folder, state, settings)
         vae.load_state_dict(state["vae"])
         optimizer.load_state_dict(state["optimizer"])
         crop_generator.set_state(state["crop_generator"])
@@ -106,6 +107,8 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     batches = synthetic_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train autoencoder")
     for step in range(first_step, settings.steps):
+        rate = learning_rate_at(settings, step)
+        set_learning_rate(optimizer, rate)
         values = {"loss": 0.0, "l1_depth": 0.0} | ({} if settings.fine_tune_decoder else {"l1_image": 0.0})
         for _ in range(settings.gradient_accumulation):
             pixels = photos_and_depth_maps(random_crops(next(batches), settings.crop_size, crop_generator),
@@ -126,10 +129,11 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
         torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        log.step(step + 1, values, write=(step + 1) % settings.log_every == 0)
+        log.step(step + 1, values | {"lr": rate}, write=(step + 1) % settings.log_every == 0)
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save_checkpoint(folder, {"step": step + 1, "vae": vae.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "crop_generator": crop_generator.get_state()})
+                                     "crop_generator": crop_generator.get_state(),
+                                     "cooldown_start": cooldown_start(settings)})
     log.close()
     vae.eval()
     if not settings.fine_tune_decoder:  # a frozen encoder keeps the scaling factor its refiner was trained with

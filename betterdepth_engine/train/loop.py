@@ -37,6 +37,41 @@ class RunSettings:
     log_every: int = 10
     data_workers: int = 0  # DataLoader processes rendering synthetic scenes (0 = in the training process)
     scene_cache: str = ""  # a folder from scripts/cache_synthetic.py: reuse those scenes instead of rendering
+    # The last N steps decay the learning rate linearly to 0 (warmup-stable-decay): a run at a constant rate
+    # can be extended, and resumed with a cooldown once its budget is known.
+    cooldown_steps: int = 0
+
+
+def learning_rate_at(settings: RunSettings, step: int, warmup_steps: int = 0) -> float:
+    """The learning rate of optimizer step `step` (0-based): a linear warm-up over `warmup_steps`, then
+    --learning-rate, then a linear decay to 0 over the last --cooldown-steps."""
+    rate = settings.learning_rate * min(1.0, (step + 1) / warmup_steps) if warmup_steps else settings.learning_rate
+    if not settings.cooldown_steps or step < settings.steps - settings.cooldown_steps:
+        return rate
+    return rate * max(0.0, (settings.steps - step) / settings.cooldown_steps)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = rate
+
+
+def cooldown_start(settings: RunSettings) -> int | None:
+    """The step the cooldown starts at (stored in checkpoints), None without one."""
+    return settings.steps - settings.cooldown_steps if settings.cooldown_steps else None
+
+
+def check_schedule_on_resume(folder: Path, state: dict, settings: RunSettings) -> None:
+    """--steps and --cooldown-steps may change on resume only where the steps already run keep their rates."""
+    previous_start, start = state.get("cooldown_start"), cooldown_start(settings)
+    starts = [value for value in (previous_start, start) if value is not None]
+    if previous_start != start and state["step"] > min(starts):
+        raise BetterDepthError(
+            BetterDepthError.BAD_INPUT,
+            f"Cannot resume '{folder}' at step {state['step']} with the learning-rate cooldown starting at step "
+            f"{start}: the steps already run used another schedule (cooldown from step {previous_start}).",
+            "Resume with the run's --steps and --cooldown-steps, or start a new --output-dir.",
+        )
 
 
 def training_device(settings: RunSettings) -> torch.device:
@@ -66,7 +101,7 @@ def prepare_run_folder(settings: RunSettings) -> Path:
         previous = json.loads(config_path.read_text())
         # Where the scenes come from (rendered on the fly, by workers, or from a cache of the same generator)
         # may change when a run resumes; the run's model and optimisation settings may not.
-        # A learning-rate cooldown may be added to a run that has not reached it (train/base.py checks that).
+        # A learning-rate cooldown may be added to a run that has not reached it (check_schedule_on_resume).
         ignored = {"steps", "checkpoint_every", "log_every", "data_workers", "scene_cache", "device", "output_dir",
                    "cooldown_steps"}
         changed = {key for key in config if key not in ignored and previous.get(key) != config[key]}

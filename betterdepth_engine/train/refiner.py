@@ -22,8 +22,8 @@ from betterdepth_engine.models.refiner import (
 )
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, load_checkpoint, prepare_run_folder, random_crops, save_checkpoint,
-    synthetic_batches, training_device,
+    RunSettings, TrainingLog, autocast, check_schedule_on_resume, cooldown_start, learning_rate_at, load_checkpoint,
+    prepare_run_folder, random_crops, save_checkpoint, set_learning_rate, synthetic_batches, training_device,
 )
 
 # U-Net sizes for training from scratch. "small" is the CPU-sized default; from SD2/Marigold use --init.
@@ -193,6 +193,7 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     state = load_checkpoint(folder)
     first_step = 0
     if state is not None:
+        check_schedule_on_resume(folder, state, settings)
         unet.load_state_dict(state["unet"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -208,6 +209,8 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     batches = synthetic_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train refiner")
     for step in range(first_step, settings.steps):
+        rate = learning_rate_at(settings, step)
+        set_learning_rate(optimizer, rate)
         values = {"loss": 0.0, "kept_patches": 0.0}
         for _ in range(settings.gradient_accumulation):
             batch = next(batches)
@@ -239,13 +242,14 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
         optimizer.zero_grad(set_to_none=True)
         if ema is not None:
             ema.step(unet.parameters())
-        log.step(step + 1, values, write=(step + 1) % settings.log_every == 0)
+        log.step(step + 1, values | {"lr": rate}, write=(step + 1) % settings.log_every == 0)
         if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
             save_checkpoint(folder, {
                 "step": step + 1, "unet": unet.state_dict(), "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(),
                 "crop_generator": crop_generator.get_state(),
                 "base_generator": base.generator.get_state() if isinstance(base, SimulatedBase) else None,
+                "cooldown_start": cooldown_start(settings),
             })
     log.close()
     return export_refiner(refiner, ema, settings, folder / "refiner")

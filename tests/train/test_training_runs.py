@@ -56,8 +56,8 @@ def test_base_run_at_a_constant_rate_resumes_with_a_cooldown(tmp_path, trained, 
     assert main([*common, "--steps", "4", "--cooldown-steps", "2"]) == 0
     rates = [json.loads(line)["lr"] for line in (run / "log.jsonl").read_text().splitlines()]
     warmup = [1e-3 * (step + 1) / 200 for step in range(4)]
-    # The rate logged after step k is the one step k + 1 would use: warm-up, then halved, then 0.
-    assert rates == pytest.approx([warmup[1], warmup[2], warmup[3] * 1 / 2, 0.0])
+    # The rate each step used: warm-up, and over the last 2 steps a linear decay (x 2/2, x 1/2) toward 0.
+    assert rates == pytest.approx([warmup[0], warmup[1], warmup[2], warmup[3] * 1 / 2])
     # Moving the cooldown to where the run has already been is refused, with what to do instead.
     assert main([*common, "--steps", "6", "--cooldown-steps", "2"]) == 2
     assert "Cannot resume" in capsys.readouterr().err
