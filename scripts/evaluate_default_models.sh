@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-build/runs}
 RESULTS=${2:-build/results}
 BD=".venv/bin/betterdepth"
+PY=".venv/bin/python"
 SCENES=${SCENES:-100}
 EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q)
 
@@ -17,6 +18,16 @@ EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q)
 $BD "${EVAL[@]}" -o "$RESULTS/default"
 $BD "${EVAL[@]}" --processing-resolution 0 -o "$RESULTS/default-native-resolution"  # refiner at 320 px, not 256
 $BD "${EVAL[@]}" --base simulated:blurry -o "$RESULTS/simulated-blurry"
+# How the shipped refiner came about: the refiner trained against the blurry simulated base, then fine-tuned
+# against the varied one, both with the autoencoder's original decoder (the shipped refiner adds the
+# fine-tuned decoder); and what the decoder fine-tuning did to ground truth sent through the autoencoder.
+for refiner in refiner-full refiner-varied; do
+    for base in default simulated:blurry; do
+        $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/$refiner/refiner" -o "$RESULTS/$refiner-on-${base#simulated:}"
+    done
+done
+$PY scripts/autoencoder_ceiling.py "$RUNS/autoencoder/autoencoder" "$RUNS/autoencoder-decoder/autoencoder" \
+    --scenes "$SCENES" --figure docs/images/autoencoder_decoders.jpg | tee "$RESULTS/autoencoder_ceiling.md"
 # Plug-and-play: the same refiner, unchanged, on other bases: a second trained base (700 steps at 256 px, run
 # at 192 px), and ground truth degraded less than in training ("mild"; the refiner was trained on "blurry").
 $BD "${EVAL[@]}" --base "$RUNS/base-700-at-192px" -o "$RESULTS/plug-and-play-base-700"
@@ -30,10 +41,10 @@ for base in simulated:blurry default; do
     done
     $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/ablation/refiner-full" -o "$RESULTS/ablation-${base#simulated:}-full"
 done
-# The paper's recipe against a real base (the refiner fine-tuned with the 3600-step base's predictions as
+# The paper's recipe against a real base (refiner-full fine-tuned with the 3600-step base's predictions as
 # conditioning): on that base, and on the simulated blurry base (does it still add detail to a base whose
 # layout is right?).
-$BD "${EVAL[@]}" --base "$RUNS/base-3600" -o "$RESULTS/base-3600"
+$BD "${EVAL[@]}" --base "$RUNS/base-3600" --refiner "$RUNS/refiner-full/refiner" -o "$RESULTS/base-3600"
 for variant in eta0.1 eta0.4 no-mask; do
     for base in "$RUNS/base-3600" simulated:blurry; do
         $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/refiner-tuned-$variant/refiner" \
@@ -43,6 +54,6 @@ done
 
 # Real photos (docs/photos, public domain and CC0): image | base | refined | normals.
 $BD estimate docs/photos -o "$RESULTS/photos" --formats side-by-side -q
-.venv/bin/python scripts/photo_sheet.py "$RESULTS/photos" docs/images/results_photos.jpg
+$PY scripts/photo_sheet.py "$RESULTS/photos" docs/images/results_photos.jpg
 
-.venv/bin/python scripts/results_tables.py "$RESULTS"
+$PY scripts/results_tables.py "$RESULTS"

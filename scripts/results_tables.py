@@ -34,6 +34,15 @@ def main() -> None:
     blurry = metrics(results, "simulated-blurry")
     print("\n## The shipped refiner on the kind of base it was trained with (simulated blurry)\n")
     print(markdown_table({"simulated blurry base": blurry["base"], "+ refiner": blurry["refined"]}))
+    for base, title in (("default", "the shipped base"), ("blurry", "the simulated blurry base")):
+        print(f"\n## How the shipped refiner came about, on {title}\n")
+        print(markdown_table({
+            "base alone": metrics(results, f"refiner-full-on-{base}")["base"],
+            "refiner trained against the blurry simulated base (shipped before)":
+                metrics(results, f"refiner-full-on-{base}")["refined"],
+            "+ fine-tuned against the varied simulated base": metrics(results, f"refiner-varied-on-{base}")["refined"],
+            "+ fine-tuned decoder (shipped)": (default if base == "default" else blurry)["refined"],
+        }))
     print("\n## Plug-and-play: the same refiner on other bases\n")
     rows = {}
     for label, name in (("second base (700 steps, 256 px)", "plug-and-play-base-700"),
@@ -50,8 +59,8 @@ def main() -> None:
     for base, title in (("base-3600", "the base they were tuned with"), ("blurry", "the simulated blurry base")):
         print(f"\n## Refiners fine-tuned against the 3600-step base (equal budgets), on {title}\n")
         rows = {"base alone": metrics(results, f"tuned-eta0.1-on-{base}")["base"],
-                "before fine-tuning (the shipped refiner)": metrics(results, "base-3600" if base == "base-3600"
-                                                                    else "simulated-blurry")["refined"]}
+                "before fine-tuning (refiner-full)": metrics(results, "base-3600" if base == "base-3600"
+                                                             else "refiner-full-on-blurry")["refined"]}
         rows.update({label: metrics(results, f"tuned-{name}-on-{base}")["refined"] for label, name in FINE_TUNED})
         print(markdown_table(rows))
 
