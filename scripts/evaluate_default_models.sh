@@ -52,6 +52,12 @@ for variant in eta0.1 eta0.4 no-mask; do
     done
 done
 
+# docs/results.md's contact sheets, as JPEGs.
+for name in default simulated-blurry plug-and-play-base-700; do
+    $PY -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').save(sys.argv[2], quality=90)" \
+        "$RESULTS/$name/contact_sheet.png" "docs/images/results_${name//-/_}.jpg"
+done
+
 # Real photos (docs/photos, public domain and CC0): image | base | refined | normals.
 $BD estimate docs/photos -o "$RESULTS/photos" --formats side-by-side -q
 $PY scripts/photo_sheet.py "$RESULTS/photos" docs/images/results_photos.jpg
