@@ -92,6 +92,10 @@ def autocast(settings: RunSettings, device: torch.device):
 
 def prepare_run_folder(settings: RunSettings) -> Path:
     """Create the run folder, or check that an existing one was made with the same settings (to resume)."""
+    if not 0 <= settings.cooldown_steps <= settings.steps:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT,
+                               f"--cooldown-steps {settings.cooldown_steps} does not fit in --steps {settings.steps}.",
+                               "Give a cooldown between 0 and the number of steps.")
     folder = Path(settings.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"

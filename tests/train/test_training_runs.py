@@ -61,6 +61,8 @@ def test_base_run_at_a_constant_rate_resumes_with_a_cooldown(tmp_path, trained, 
     # Moving the cooldown to where the run has already been is refused, with what to do instead.
     assert main([*common, "--steps", "6", "--cooldown-steps", "2"]) == 2
     assert "Cannot resume" in capsys.readouterr().err
+    assert main([*common, "--steps", "6", "--cooldown-steps", "7"]) == 2
+    assert "--cooldown-steps 7 does not fit in --steps 6" in capsys.readouterr().err
 
 
 @pytest.mark.slow
