@@ -222,3 +222,23 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
     refused = export(other_run, tmp_path / "mismatch")
     assert refused.returncode != 0 and "not the one the refiner was trained with" in refused.stderr
     assert not (tmp_path / "mismatch").exists()
+
+
+def test_autoencoder_ceiling_scores_ground_truth_through_each_autoencoder(tmp_path, trained):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    repository = Path(__file__).resolve().parents[2]
+    autoencoder = trained / "ae" / "autoencoder"
+    figure = tmp_path / "figure.jpg"
+    result = subprocess.run([sys.executable, "scripts/autoencoder_ceiling.py", str(autoencoder), str(autoencoder),
+                             "--scenes", "2", "--figure", str(figure)], cwd=repository, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {autoencoder} |")]
+    assert len(rows) == 2 and rows[0] == rows[1]  # the same autoencoder twice scores the same
+    abs_rel = float(rows[0].split("|")[2])
+    assert 0 < abs_rel < 100  # a 2-step autoencoder is poor, but the score is a real AbsRel in percent
+    assert Image.open(figure).size == (3 * 320, 2 * 240)  # ground truth | two reconstructions, one row per scene
