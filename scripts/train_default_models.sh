@@ -62,16 +62,17 @@ $BD train refiner --output-dir "$RUNS/refiner-full" --steps "${REFINER_STEPS:-24
 # The shipped refiner: that run fine-tuned against a simulated base of varied quality, from almost exact to
 # over-smoothed, so that it also keeps edges its conditioning already has right (a real base's are, in places).
 $BD train refiner --output-dir "$RUNS/refiner-varied" --init "$RUNS/refiner-full/refiner" --base simulated:varied \
-    --steps "${VARIED_STEPS:-3000}" --batch-size 8 --crop-size 128 --learning-rate 2e-4 --high-timestep-fraction 0.2 \
-    "${CACHE[@]}" "${COMMON[@]}"
+    --steps 3600 --cooldown-steps 600 --batch-size 8 --crop-size 128 --learning-rate 2e-4 \
+    --high-timestep-fraction 0.2 "${CACHE[@]}" "${COMMON[@]}"
 # Sharper depth maps from the same latent space: the autoencoder's decoder fine-tuned on depth maps, its encoder
 # frozen (every refiner above stays valid). Export the shipped models with it.
 $BD train autoencoder --output-dir "$RUNS/autoencoder-decoder" --fine-tune-decoder "$RUNS/autoencoder/autoencoder" \
-    --steps 3000 --batch-size 16 --crop-size 128 --learning-rate 5e-4 "${CACHE[@]}" "${COMMON[@]}"
+    --steps 3000 --cooldown-steps 600 --batch-size 16 --crop-size 128 --learning-rate 5e-4 "${CACHE[@]}" \
+    "${COMMON[@]}"
 $PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refiner-varied" \
     --decoder "$RUNS/autoencoder-decoder" --output betterdepth_engine/weights
 
-# The paper's recipe against a real base: the refiner above fine-tuned with the 3600-step base's predictions
+# The paper's recipe against a real base: refiner-full fine-tuned with the 3600-step base's predictions
 # as conditioning, 1500 steps each with the patch mask at the paper's eta = 0.1 (keeps about 37 % of patches
 # with this base), at eta = 0.4 (about 80 %) and without it. docs/results.md, section 5, compares them. (The
 # runs behind docs/results.md named that base by the path it was shipped at: the same fp16 file.)
