@@ -74,7 +74,7 @@ $PY scripts/export_default_models.py --base "$RUNS/base" --refiner "$RUNS/refine
 
 # The paper's recipe against a real base: refiner-full fine-tuned with the 3600-step base's predictions
 # as conditioning, 1500 steps each with the patch mask at the paper's eta = 0.1 (keeps about 37 % of patches
-# with this base), at eta = 0.4 (about 80 %) and without it. docs/results.md, section 5, compares them. (The
+# with this base), at eta = 0.4 (about 80 %) and without it. docs/results.md, section 6, compares them. (The
 # runs behind docs/results.md named that base by the path it was shipped at: the same fp16 file.)
 TUNED=(--init "$RUNS/refiner-full/refiner" --base "$RUNS/base-3600" --batch-size 8
        --crop-size 128 --learning-rate 2e-4 "${CACHE[@]}" "${COMMON[@]}")
