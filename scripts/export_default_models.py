@@ -37,6 +37,16 @@ def run_record(run: Path) -> dict:
             "wall_time_s": round(wall_s)}
 
 
+def runs_started_from(run: Path, setting: str) -> list[Path]:
+    """The run, then the runs it started from (its `setting`, e.g. init, names a model inside an earlier run
+    folder), back to the first that did not start from a run."""
+    runs = [run]
+    while (source := json.loads((runs[-1] / "config.json").read_text()).get(setting)) and \
+            (Path(source).parent / "log.jsonl").exists():
+        runs.append(Path(source).parent)
+    return runs
+
+
 def with_fine_tuned_decoder(refiner: DepthRefiner, decoder_run: Path) -> DepthRefiner:
     """The refiner with the decoder run's autoencoder, after checking that the latent space is the same."""
     from diffusers import AutoencoderKL
@@ -69,18 +79,18 @@ def main() -> None:
     refiner.vae.half()
     refiner.unet.half()
     refiner.save_pretrained(staging / "refiner")
-    # A fine-tuned refiner (trained with --init RUN/refiner): follow the runs it started from to the first.
-    refiner_runs = [args.refiner]
-    while (init := json.loads((refiner_runs[-1] / "config.json").read_text())["init"]) and \
-            (Path(init).parent / "log.jsonl").exists():
-        refiner_runs.append(Path(init).parent)
+    # Fine-tuned models (--init RUN/refiner, --fine-tune-decoder RUN/autoencoder): record every run of the chain.
+    refiner_runs = runs_started_from(args.refiner, "init")
     records = {"base": run_record(args.base), "refiner": run_record(args.refiner)}
     for number, run in enumerate(refiner_runs[1:], 1):
         records[f"refiner_init_{number}"] = run_record(run)
     autoencoder_run = Path(json.loads((refiner_runs[-1] / "config.json").read_text())["autoencoder"]).parent
     records["autoencoder"] = run_record(autoencoder_run)
     if args.decoder:
-        records["autoencoder_decoder"] = run_record(args.decoder)
+        decoder_runs = [run for run in runs_started_from(args.decoder, "fine_tune_decoder") if run != autoencoder_run]
+        records["autoencoder_decoder"] = run_record(decoder_runs[0])
+        for number, run in enumerate(decoder_runs[1:], 1):
+            records[f"autoencoder_decoder_init_{number}"] = run_record(run)
     (staging / "training_runs.json").write_text(json.dumps(records, indent=2) + "\n")
     if (args.output / "README.md").exists():  # the hand-written model card stays
         shutil.copy2(args.output / "README.md", staging / "README.md")

@@ -218,6 +218,7 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
     assert DepthRefiner.from_pretrained(tmp_path / "weights" / "refiner").uses_conditioning_channels
     records = json.loads((tmp_path / "weights" / "training_runs.json").read_text())
     assert records["autoencoder_decoder"]["settings"]["fine_tune_decoder"] == str(trained / "ae" / "autoencoder")
+    assert "autoencoder_decoder_init_1" not in records  # the autoencoder it started from is recorded once
 
     refused = export(other_run, tmp_path / "mismatch")
     assert refused.returncode != 0 and "not the one the refiner was trained with" in refused.stderr
