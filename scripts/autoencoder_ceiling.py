@@ -20,12 +20,9 @@ from PIL import Image
 
 from betterdepth_engine.data.synthetic import generate_scenes, seed_for
 from betterdepth_engine.eval import metrics
+from betterdepth_engine.eval.report import TABLE_COLUMNS, markdown_row, markdown_table
 from betterdepth_engine.train.objectives import normalized_target_disparity
 from betterdepth_engine.visualize import colorize_disparity
-
-COLUMNS = {"abs_rel": ("AbsRel %", 100), "delta1": ("δ1 %", 100), "boundary_f1": ("boundary F1", 1),
-           "dbe_accuracy": ("DBE acc (px)", 1), "dbe_completeness": ("DBE comp (px)", 1)}
-
 
 def load_autoencoder(folder: Path):
     from diffusers import AutoencoderKL
@@ -63,11 +60,10 @@ def main() -> None:
             figure_rows.append(np.concatenate(
                 [colorize_disparity(map_, (-1.0, 1.0)) for map_ in (target[0, 0].numpy(), *reconstructions)], axis=1))
 
-    print("| ground truth through | " + " | ".join(name for name, _ in COLUMNS.values()) + " |")
-    print("|---|" + "---:|" * len(COLUMNS))
+    print(markdown_table({}))  # the header; rows one by one, since the same folder may be given twice
     for folder, score in zip(args.autoencoders, scores):
-        means = [np.nanmean([entry[key] for entry in score]) * factor for key, (_, factor) in COLUMNS.items()]
-        print(f"| {folder} | " + " | ".join(f"{value:.3f}" if value < 1 else f"{value:.2f}" for value in means) + " |")
+        means = {name: np.nanmean([entry[name] for entry in score]) for name, *_ in TABLE_COLUMNS}
+        print(markdown_row(str(folder), means))
     if args.figure:
         args.figure.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(figure_rows, axis=0)).save(args.figure, quality=90)

@@ -24,6 +24,7 @@ import torch
 
 from betterdepth_engine.models.default_base import SmallDepthNet
 from betterdepth_engine.models.refiner import DepthRefiner
+from betterdepth_engine.train.autoencoder import LATENT_SPACE_MODULES
 
 
 def run_record(run: Path) -> dict:
@@ -52,8 +53,8 @@ def with_fine_tuned_decoder(refiner: DepthRefiner, decoder_run: Path) -> DepthRe
     from diffusers import AutoencoderKL
 
     vae = AutoencoderKL.from_pretrained(decoder_run / "autoencoder")
-    trained, tuned = refiner.vae.float().state_dict(), vae.state_dict()
-    latent_space = [name for name in trained if name.startswith(("encoder.", "quant_conv."))]
+    trained, tuned = refiner.vae.state_dict(), vae.state_dict()
+    latent_space = [name for name in trained if name.split(".")[0] in LATENT_SPACE_MODULES]
     if not all(torch.equal(trained[name], tuned[name]) for name in latent_space) or \
             vae.config.scaling_factor != refiner.vae.config.scaling_factor:
         sys.exit(f"{decoder_run}: its encoder is not the one the refiner was trained with; fine-tune the decoder "

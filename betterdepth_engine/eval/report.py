@@ -30,11 +30,14 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
     """Rows base / refined, columns AbsRel, delta1, boundary F1, DBE accuracy and completeness."""
     lines = ["| | " + " | ".join(header for _, header, _, _ in TABLE_COLUMNS) + " |",
              "|---|" + "---:|" * len(TABLE_COLUMNS)]
-    for variant, values in summary.items():
-        cells = ["n/a" if math.isnan(values[name]) else f"{values[name] * factor:.{decimals}f}"
-                 for name, _, factor, decimals in TABLE_COLUMNS]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + [markdown_row(variant, values) for variant, values in summary.items()])
+
+
+def markdown_row(label: str, values: dict[str, float]) -> str:
+    """One row of `markdown_table`."""
+    cells = ["n/a" if math.isnan(values[name]) else f"{values[name] * factor:.{decimals}f}"
+             for name, _, factor, decimals in TABLE_COLUMNS]
+    return f"| {label} | " + " | ".join(cells) + " |"
 
 
 def per_image_csv(evaluations: list[SampleEvaluation]) -> str:

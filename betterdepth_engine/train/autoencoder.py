@@ -25,6 +25,9 @@ from betterdepth_engine.train.loop import (
     prepare_run_folder, random_crops, save_checkpoint, set_learning_rate, synthetic_batches, training_device,
 )
 
+# The modules that define the latent space: frozen when fine-tuning the decoder (post_quant_conv is the decoder's).
+LATENT_SPACE_MODULES = ("encoder", "quant_conv")
+
 AUTOENCODER_PRESETS = {
     # 8x downsampling (4 blocks), 4 latent channels: SD's latent layout at a fraction of the size. Sized for
     # the CPU budget: at 512 px it encodes image + conditioning in ~0.2 s and decodes in ~0.26 s on 2 cores
@@ -57,9 +60,8 @@ def load_or_create(settings: AutoencoderTrainingSettings):
                                    f"No autoencoder in '{folder}' (no config.json).",
                                    "Pass the 'autoencoder' folder of a `betterdepth train autoencoder` run.")
         vae = AutoencoderKL.from_pretrained(folder, torch_dtype=torch.float32)
-        # Frozen: the encoder and quant_conv define the latent space; post_quant_conv belongs to the decoder.
-        for module in (vae.encoder, vae.quant_conv):
-            module.requires_grad_(False)
+        for name in LATENT_SPACE_MODULES:
+            getattr(vae, name).requires_grad_(False)
         return vae
     preset = AUTOENCODER_PRESETS[settings.preset]
     blocks = len(preset["block_out_channels"])
