@@ -13,10 +13,12 @@ TRAINERS = {
     "refiner": ("betterdepth_engine.train.refiner", "RefinerTrainingSettings", "train_refiner"),
 }
 
+# Help per option name; "model.option" where one name means different things for different models.
 HELP = {
     "output_dir": "run folder: config, log.jsonl, checkpoint/ and the exported model; rerun to resume",
     "steps": "optimizer steps in total (a resumed run continues up to this)",
     "autoencoder": "trained autoencoder folder (from `betterdepth train autoencoder`)",
+    "base.init": "a trained base folder to fine-tune (from `betterdepth train base`); its architecture is kept",
     "init": "start from: a Stable Diffusion 2 or Marigold checkpoint (conv_in inflated to 12 channels), or a "
             "trained refiner folder to fine-tune",
     "fine_tune_decoder": "a trained autoencoder folder: freeze its encoder (the latent space a refiner was trained "
@@ -48,7 +50,8 @@ def add_parser(subparsers) -> None:
         sub = models.add_parser(model, help=f"train the {model}")
         for field in dataclasses.fields(_settings_class(model)):
             flag = "--" + field.name.replace("_", "-")
-            help_text = f"{HELP.get(field.name, '')} (default: %(default)s)".lstrip()
+            help_text = HELP.get(f"{model}.{field.name}", HELP.get(field.name, ""))
+            help_text = f"{help_text} (default: %(default)s)".lstrip()
             if field.default is dataclasses.MISSING:
                 sub.add_argument(flag, required=True, help=help_text)
             elif isinstance(field.default, bool):

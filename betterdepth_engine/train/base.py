@@ -10,7 +10,8 @@ from pathlib import Path
 
 import torch
 
-from betterdepth_engine.models.default_base import SmallDepthNet
+from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.models.default_base import CLASS_NAME, SmallDepthNet, is_default_base_folder
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
     RunSettings, TrainingLog, autocast, check_schedule_on_resume, cooldown_start, learning_rate_at, load_checkpoint,
@@ -25,17 +26,37 @@ class BaseTrainingSettings(RunSettings):
     learning_rate: float = 1e-3
     gradient_weight: float = 0.5
     sky_as_far: bool = True
+    init: str = ""  # a trained base folder to fine-tune (its architecture; --processing-resolution is applied)
 
 
-WARMUP_STEPS = 200  # from scratch at a high learning rate: ramp it up
+WARMUP_STEPS = 200  # a high learning rate (from scratch) or a restarted one (--init): ramp it up
+
+
+def load_or_create(settings: BaseTrainingSettings) -> SmallDepthNet:
+    """The network to train: the --init base (same architecture required) or a new one."""
+    if not settings.init:
+        return SmallDepthNet(channels=tuple(settings.channels), processing_resolution=settings.processing_resolution)
+    folder = Path(settings.init)
+    if not is_default_base_folder(folder):
+        raise BetterDepthError(BetterDepthError.MODEL_NOT_FOUND, f"No {CLASS_NAME} base model in '{folder}'.",
+                               "Pass the 'base' folder of a `betterdepth train base` run (config.json names "
+                               f"{CLASS_NAME}).")
+    network = SmallDepthNet.from_pretrained(folder)
+    if tuple(network.config.channels) != tuple(settings.channels):
+        raise BetterDepthError(BetterDepthError.BAD_INPUT,
+                               f"--channels {' '.join(map(str, settings.channels))} differs from the --init base's "
+                               f"{' '.join(map(str, network.config.channels))}.",
+                               "Fine-tuning keeps the architecture: pass the init's channels (or leave them out).")
+    network.register_to_config(processing_resolution=settings.processing_resolution)
+    return network
 
 
 def train_base(settings: BaseTrainingSettings) -> Path:
     """Train (or resume) and export the base model to OUTPUT_DIR/base; returns that folder."""
     device = training_device(settings)
-    folder = prepare_run_folder(settings)
     torch.manual_seed(settings.seed)
-    network = SmallDepthNet(channels=tuple(settings.channels), processing_resolution=settings.processing_resolution)
+    network = load_or_create(settings)  # before the run folder: a wrong --init leaves nothing behind
+    folder = prepare_run_folder(settings)
     network.to(device).train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
     state = load_checkpoint(folder)

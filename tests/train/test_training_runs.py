@@ -44,6 +44,27 @@ def test_base_training_resumes_exactly(tmp_path, trained):
     assert [entry["step"] for entry in log] == [1, 2, 3] and log[-1]["loss"] != 9.0
 
 
+def test_base_fine_tuning_starts_from_the_given_base(tmp_path, trained, capsys):
+    """--init: the run starts from the given base's weights (learning rate 0 keeps them exactly) and exports it
+    with the processing resolution asked for; another architecture is refused before a run folder exists."""
+    initial = trained / "base" / "base"
+    tuned = tmp_path / "tuned"
+    common = ["train", "base", "--init", str(initial), *SMALL, "--steps", "1"]
+    assert main([*common, "--output-dir", str(tuned), "--channels", "8", "16", "--learning-rate", "0",
+                 "--processing-resolution", "96"]) == 0
+    expected, actual = _weights(initial), _weights(tuned / "base")
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    assert json.loads((tuned / "base" / "config.json").read_text())["processing_resolution"] == 96
+
+    refused = tmp_path / "refused"
+    assert main([*common, "--output-dir", str(refused), "--channels", "8", "32"]) == 2
+    assert "--channels 8 32 differs from the --init base's 8 16" in capsys.readouterr().err
+    assert not refused.exists()
+    assert main([*common, "--output-dir", str(refused), "--init", str(tmp_path / "missing")]) == 2
+    assert "No SmallDepthNet base model in" in capsys.readouterr().err
+    assert not refused.exists()
+
+
 def test_base_run_at_a_constant_rate_resumes_with_a_cooldown(tmp_path, trained, capsys):
     import shutil
 
