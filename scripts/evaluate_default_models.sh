@@ -16,6 +16,15 @@ EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q)
 
 # The shipped base and refiner; and the shipped refiner on the kind of base it was trained with.
 $BD "${EVAL[@]}" -o "$RESULTS/default"
+# How the shipped base came about: the base shipped before (5600 steps) at the 192 px it was shipped with, and
+# at the 128 px it was trained at; the shipped one is it fine-tuned (train_default_models.sh).
+if [ ! -d "$RUNS/base-5600-at-128px" ]; then
+    cp -r "$RUNS/base/base" "$RUNS/base-5600-at-128px"
+    $PY -c "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['processing_resolution'] = 128; json.dump(c, open(p, 'w'), indent=2)" \
+        "$RUNS/base-5600-at-128px/config.json"
+fi
+$BD "${EVAL[@]}" --base "$RUNS/base/base" -o "$RESULTS/base-5600"
+$BD "${EVAL[@]}" --base "$RUNS/base-5600-at-128px" -o "$RESULTS/base-5600-at-128px"
 $BD "${EVAL[@]}" --processing-resolution 0 -o "$RESULTS/default-native-resolution"  # refiner at 320 px, not 256
 $BD "${EVAL[@]}" --base simulated:blurry -o "$RESULTS/simulated-blurry"
 # How the shipped refiner came about: the refiner trained against the blurry simulated base, then fine-tuned
@@ -28,8 +37,9 @@ for refiner in refiner-full refiner-varied; do
 done
 $PY scripts/autoencoder_ceiling.py "$RUNS/autoencoder/autoencoder" "$RUNS/autoencoder-decoder/autoencoder" \
     --scenes "$SCENES" --figure docs/images/autoencoder_decoders.jpg | tee "$RESULTS/autoencoder_ceiling.md"
-# Plug-and-play: the same refiner, unchanged, on other bases: a second trained base (700 steps at 256 px, run
-# at 192 px), and ground truth degraded less than in training ("mild"; the refiner was trained on "blurry").
+# Plug-and-play: the same refiner, unchanged, on other bases: the base shipped before (base-5600, above), a
+# third trained base (700 steps at 256 px, run at 192 px), and ground truth degraded less than in training
+# ("mild"; the refiner was trained on "blurry").
 $BD "${EVAL[@]}" --base "$RUNS/base-700-at-192px" -o "$RESULTS/plug-and-play-base-700"
 $BD "${EVAL[@]}" --base simulated:mild -o "$RESULTS/plug-and-play-mild"
 # The ablation: four refiners trained for the same number of steps, evaluated on the simulated blurry base

@@ -8,7 +8,7 @@ holds the autoencoder it was trained on, as vae/). --decoder, optional, is a run
 autoencoder --fine-tune-decoder` whose autoencoder replaces that vae/: its encoder must be bit-identical to
 the refiner's (same latent space), which is checked. Written: OUTPUT/base, OUTPUT/refiner (fp16
 safetensors; the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's
-settings, final log entry and wall time; a fine-tuned refiner's earlier runs as refiner_init_1,
+settings, final log entry and wall time; a fine-tuned model's earlier runs as base_init_1, refiner_init_1,
 refiner_init_2, ...). The output folder is replaced only when everything was written.
 """
 
@@ -80,11 +80,15 @@ def main() -> None:
     refiner.vae.half()
     refiner.unet.half()
     refiner.save_pretrained(staging / "refiner")
-    # Fine-tuned models (--init RUN/refiner, --fine-tune-decoder RUN/autoencoder): record every run of the chain.
+    # Fine-tuned models (--init RUN/base or RUN/refiner, --fine-tune-decoder RUN/autoencoder): record every run
+    # of the chain.
+    records = {}
+    for model, run in (("base", args.base), ("refiner", args.refiner)):
+        chain = runs_started_from(run, "init")
+        records[model] = run_record(chain[0])
+        for number, earlier in enumerate(chain[1:], 1):
+            records[f"{model}_init_{number}"] = run_record(earlier)
     refiner_runs = runs_started_from(args.refiner, "init")
-    records = {"base": run_record(args.base), "refiner": run_record(args.refiner)}
-    for number, run in enumerate(refiner_runs[1:], 1):
-        records[f"refiner_init_{number}"] = run_record(run)
     autoencoder_run = Path(json.loads((refiner_runs[-1] / "config.json").read_text())["autoencoder"]).parent
     records["autoencoder"] = run_record(autoencoder_run)
     if args.decoder:

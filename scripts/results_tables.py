@@ -31,6 +31,15 @@ def main() -> None:
     native = metrics(results, "default-native-resolution")
     print(markdown_table({"base (shipped SmallDepthNet)": default["base"], "+ refiner": default["refined"],
                           "+ refiner at the images' 320 px (not 256)": native["refined"]}))
+    print("\n## How the shipped base came about (each with the shipped refiner)\n")
+    rows = {}
+    for label, scores in (("5600 steps, run at 192 px (shipped before)", metrics(results, "base-5600")),
+                          ("5600 steps, run at 128 px (its training resolution)",
+                           metrics(results, "base-5600-at-128px")),
+                          ("+ 7000 steps on 4x the scenes, run at 160 px (shipped)", default)):
+        rows[label] = scores["base"]
+        rows[f"{label} + refiner"] = scores["refined"]
+    print(markdown_table(rows))
     blurry = metrics(results, "simulated-blurry")
     print("\n## The shipped refiner on the kind of base it was trained with (simulated blurry)\n")
     print(markdown_table({"simulated blurry base": blurry["base"], "+ refiner": blurry["refined"]}))
@@ -45,7 +54,8 @@ def main() -> None:
         }))
     print("\n## Plug-and-play: the same refiner on other bases\n")
     rows = {}
-    for label, name in (("second base (700 steps, 256 px)", "plug-and-play-base-700"),
+    for label, name in (("base shipped before (5600 steps, run at 192 px)", "base-5600"),
+                        ("third base (700 steps, 256 px)", "plug-and-play-base-700"),
                         ("simulated mild base", "plug-and-play-mild")):
         scores = metrics(results, name)
         rows[label] = scores["base"]

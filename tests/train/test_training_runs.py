@@ -224,9 +224,12 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
                  str(trained / "ae" / "autoencoder"), "--steps", "1", "--learning-rate", "1e-2", *SMALL]) == 0
     assert main(["train", "autoencoder", "--output-dir", str(other_run), "--preset", "tiny", "--seed", "1",
                  "--steps", "1", *SMALL]) == 0
+    base_run = tmp_path / "base"  # a fine-tuned base: the export records the run it started from too
+    assert main(["train", "base", "--output-dir", str(base_run), "--init", str(trained / "base" / "base"),
+                 "--channels", "8", "16", "--steps", "1", *SMALL]) == 0
 
     def export(decoder, output):
-        return subprocess.run([sys.executable, "scripts/export_default_models.py", "--base", str(trained / "base"),
+        return subprocess.run([sys.executable, "scripts/export_default_models.py", "--base", str(base_run),
                                "--refiner", str(refiner_run), "--decoder", str(decoder), "--output", str(output)],
                               cwd=repository, capture_output=True, text=True)
 
@@ -240,6 +243,8 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
     records = json.loads((tmp_path / "weights" / "training_runs.json").read_text())
     assert records["autoencoder_decoder"]["settings"]["fine_tune_decoder"] == str(trained / "ae" / "autoencoder")
     assert "autoencoder_decoder_init_1" not in records  # the autoencoder it started from is recorded once
+    assert records["base"]["settings"]["init"] == str(trained / "base" / "base")
+    assert records["base_init_1"]["settings"]["output_dir"] == str(trained / "base")
 
     refused = export(other_run, tmp_path / "mismatch")
     assert refused.returncode != 0 and "not the one the refiner was trained with" in refused.stderr
