@@ -61,6 +61,11 @@ for variant in eta0.1 eta0.4 no-mask; do
             -o "$RESULTS/tuned-$variant-on-$(basename "${base#simulated:}")"
     done
 done
+# The same recipe against the shipped base: the shipped refiner fine-tuned with its predictions.
+for base in default simulated:blurry; do
+    $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/export-tuned-on-shipped-base/refiner" \
+        -o "$RESULTS/tuned-on-shipped-base-on-${base#simulated:}"
+done
 
 # docs/results.md's contact sheets, as JPEGs.
 for name in default simulated-blurry plug-and-play-base-700; do

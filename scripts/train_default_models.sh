@@ -92,3 +92,12 @@ $BD train refiner --output-dir "$RUNS/refiner-tuned-eta0.1" --steps "$FINE_TUNE_
 $BD train refiner --output-dir "$RUNS/refiner-tuned-eta0.4" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" --eta 0.4
 $BD train refiner --output-dir "$RUNS/refiner-tuned-no-mask" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" \
     --no-patch-mask
+
+# The paper's recipe against the shipped base (docs/results.md, section 6): the shipped refiner fine-tuned for
+# 1500 steps with that base's predictions as conditioning, eta = 0.1 (keeps about 55 % of patches), exported
+# with the shipped decoder next to the shipped models (not shipped itself).
+$BD train refiner --output-dir "$RUNS/refiner-on-base-continued" --init "$RUNS/refiner-varied/refiner" \
+    --base "$RUNS/base-continued/base" --steps 1500 --cooldown-steps 300 --batch-size 8 --crop-size 128 \
+    --learning-rate 2e-4 --high-timestep-fraction 0.2 --eta 0.1 "${CACHE[@]}" "${COMMON[@]}"
+$PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-on-base-continued" \
+    --decoder "$RUNS/autoencoder-decoder" --output "$RUNS/export-tuned-on-shipped-base"
