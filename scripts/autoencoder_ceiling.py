@@ -24,6 +24,7 @@ from betterdepth_engine.eval.report import TABLE_COLUMNS, markdown_row, markdown
 from betterdepth_engine.train.objectives import normalized_target_disparity
 from betterdepth_engine.visualize import colorize_disparity
 
+
 def load_autoencoder(folder: Path):
     from diffusers import AutoencoderKL
 

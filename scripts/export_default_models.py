@@ -82,14 +82,14 @@ def main() -> None:
     refiner.save_pretrained(staging / "refiner")
     # Fine-tuned models (--init RUN/base or RUN/refiner, --fine-tune-decoder RUN/autoencoder): record every run
     # of the chain.
+    chains = {model: runs_started_from(run, "init") for model, run in (("base", args.base), ("refiner", args.refiner))}
     records = {}
-    for model, run in (("base", args.base), ("refiner", args.refiner)):
-        chain = runs_started_from(run, "init")
+    for model, chain in chains.items():
         records[model] = run_record(chain[0])
         for number, earlier in enumerate(chain[1:], 1):
             records[f"{model}_init_{number}"] = run_record(earlier)
-    refiner_runs = runs_started_from(args.refiner, "init")
-    autoencoder_run = Path(json.loads((refiner_runs[-1] / "config.json").read_text())["autoencoder"]).parent
+    # The first refiner run of the chain names the autoencoder the refiner was trained on.
+    autoencoder_run = Path(json.loads((chains["refiner"][-1] / "config.json").read_text())["autoencoder"]).parent
     records["autoencoder"] = run_record(autoencoder_run)
     if args.decoder:
         decoder_runs = [run for run in runs_started_from(args.decoder, "fine_tune_decoder") if run != autoencoder_run]
