@@ -4,7 +4,8 @@
 
 Each argument is an autoencoder folder (or a refiner folder, whose vae/ is used). The first SCENES synthetic
 validation scenes (320x240) are normalised to [-1, 1] as the refiner's target is, sent through each
-autoencoder (posterior mean, as the refiner encodes), and scored with Marigold's protocol: no refiner in its
+autoencoder (posterior mean, as the refiner encodes), and scored with Marigold's protocol (clipped to each
+scene's depth range, as `betterdepth eval --synthetic` does): no refiner in its
 latent space can do better than this. Prints a markdown table; --figure writes ground truth | each
 autoencoder's reconstruction (colorized disparity) for the first scenes.
 """
@@ -55,7 +56,7 @@ def main() -> None:
         valid = sample.valid_mask.numpy()
         reconstructions = [reconstruct(autoencoder, target)[0, 0].numpy() for autoencoder in autoencoders]
         for score, reconstruction in zip(scores, reconstructions):
-            depth_m = metrics.aligned_depth(reconstruction, sample.depth.numpy(), valid, 1e-3, 1e4)
+            depth_m = metrics.aligned_depth(reconstruction, sample.depth.numpy(), valid, 1e-3, sample.max_depth_m)
             score.append(metrics.depth_metrics(depth_m, sample.depth.numpy(), valid))
         if args.figure and len(figure_rows) < 4:
             figure_rows.append(np.concatenate(

@@ -4,7 +4,9 @@
 #   bash scripts/evaluate_default_models.sh [RUNS_DIR] [RESULTS_DIR]   (defaults build/runs, build/results)
 #
 # Needs the runs of scripts/train_default_models.sh; the shipped models are the package defaults.
-# Prints the tables of docs/results.md (scripts/results_tables.py) at the end.
+# Prints the tables of docs/results.md (scripts/results_tables.py) at the end. An evaluation whose
+# RESULTS_DIR/NAME/metrics.json exists is not run again (each is written only when complete): delete
+# RESULTS_DIR to evaluate everything anew.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-build/runs}
@@ -12,10 +14,27 @@ RESULTS=${2:-build/results}
 BD=".venv/bin/betterdepth"
 PY=".venv/bin/python"
 SCENES=${SCENES:-100}
-EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q)
+# Every refiner runs with the shipped refiner's inference defaults (4 steps at 384 px), so rows compare.
+EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q --steps 4 --processing-resolution 384)
+evaluate() {  # evaluate NAME [eval options...]
+    local name=$1
+    shift
+    [ -f "$RESULTS/$name/metrics.json" ] || evaluate "$name" "$@"
+}
+
+# The refiner's inference defaults, chosen on validation scenes 100-299 (the first 100 are the ones reported):
+# denoising steps x processing resolution (later options override EVAL's).
+for setting in "2 256" "4 256" "4 320" "4 384" "4 448" "8 384"; do
+    read -r steps resolution <<< "$setting"
+    evaluate "select-${steps}-steps-${resolution}px" --synthetic 300 --steps "$steps" --processing-resolution "$resolution"
+done
+evaluate select-4-steps-384px-3-members --synthetic 300 --ensemble-size 3
+# Control: the shipped base through the refiner's autoencoder alone, the U-Net left out (the decoder's share).
+[ -f "$RESULTS/select-autoencoder-round-trip/metrics.json" ] ||
+    $PY scripts/autoencoder_round_trip.py "$RESULTS/select-autoencoder-round-trip" --scenes 300
 
 # The shipped base and refiner; and the shipped refiner on the kind of base it was trained with.
-$BD "${EVAL[@]}" -o "$RESULTS/default"
+evaluate "default"
 # How the shipped base came about: the base shipped before (5600 steps) at the 192 px it was shipped with, and
 # at the 128 px it was trained at; the shipped one is it fine-tuned (train_default_models.sh).
 if [ ! -d "$RUNS/base-5600-at-128px" ]; then
@@ -23,48 +42,53 @@ if [ ! -d "$RUNS/base-5600-at-128px" ]; then
     $PY -c "import json, sys; p = sys.argv[1]; c = json.load(open(p)); c['processing_resolution'] = 128; json.dump(c, open(p, 'w'), indent=2)" \
         "$RUNS/base-5600-at-128px/config.json"
 fi
-$BD "${EVAL[@]}" --base "$RUNS/base/base" -o "$RESULTS/base-5600"
-$BD "${EVAL[@]}" --base "$RUNS/base-5600-at-128px" -o "$RESULTS/base-5600-at-128px"
-$BD "${EVAL[@]}" --processing-resolution 0 -o "$RESULTS/default-native-resolution"  # refiner at 320 px, not 256
-$BD "${EVAL[@]}" --base simulated:blurry -o "$RESULTS/simulated-blurry"
+evaluate "base-5600" --base "$RUNS/base/base"
+evaluate "base-5600-at-128px" --base "$RUNS/base-5600-at-128px"
+evaluate "default-2-steps-256px" --steps 2 --processing-resolution 256  # the defaults shipped before
+# The same control on the reported scenes.
+[ -f "$RESULTS/autoencoder-round-trip/metrics.json" ] ||
+    $PY scripts/autoencoder_round_trip.py "$RESULTS/autoencoder-round-trip" --scenes "$SCENES"
+evaluate "simulated-blurry" --base simulated:blurry
+[ -f "$RESULTS/autoencoder-round-trip-blurry/metrics.json" ] ||
+    $PY scripts/autoencoder_round_trip.py "$RESULTS/autoencoder-round-trip-blurry" --scenes "$SCENES" \
+        --base simulated:blurry
 # How the shipped refiner came about: the refiner trained against the blurry simulated base, then fine-tuned
 # against the varied one, both with the autoencoder's original decoder (the shipped refiner adds the
 # fine-tuned decoder); and what the decoder fine-tuning did to ground truth sent through the autoencoder.
 for refiner in refiner-full refiner-varied; do
     for base in default simulated:blurry; do
-        $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/$refiner/refiner" -o "$RESULTS/$refiner-on-${base#simulated:}"
+        evaluate "$refiner-on-${base#simulated:}" --base "$base" --refiner "$RUNS/$refiner/refiner"
     done
 done
-$PY scripts/autoencoder_ceiling.py "$RUNS/autoencoder/autoencoder" "$RUNS/autoencoder-decoder/autoencoder" \
+[ -f "$RESULTS/autoencoder_ceiling.md" ] || $PY scripts/autoencoder_ceiling.py "$RUNS/autoencoder/autoencoder" "$RUNS/autoencoder-decoder/autoencoder" \
     --scenes "$SCENES" --figure docs/images/autoencoder_decoders.jpg | tee "$RESULTS/autoencoder_ceiling.md"
 # Plug-and-play: the same refiner, unchanged, on other bases: the base shipped before (base-5600, above), a
 # third trained base (700 steps at 256 px, run at 192 px), and ground truth degraded less than in training
 # ("mild"; the refiner was trained on "blurry").
-$BD "${EVAL[@]}" --base "$RUNS/base-700-at-192px" -o "$RESULTS/plug-and-play-base-700"
-$BD "${EVAL[@]}" --base simulated:mild -o "$RESULTS/plug-and-play-mild"
+evaluate "plug-and-play-base-700" --base "$RUNS/base-700-at-192px"
+evaluate "plug-and-play-mild" --base simulated:mild
 # The ablation: four refiners trained for the same number of steps, evaluated on the simulated blurry base
 # (the conditioning they were trained with) and on the shipped base.
 for base in simulated:blurry default; do
     for variant in no-conditioning conditioning-only pre-alignment; do
-        $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/refiner-$variant/refiner" \
-            -o "$RESULTS/ablation-${base#simulated:}-$variant"
+        evaluate "ablation-${base#simulated:}-$variant" --base "$base" --refiner "$RUNS/refiner-$variant/refiner"
     done
-    $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/ablation/refiner-full" -o "$RESULTS/ablation-${base#simulated:}-full"
+    evaluate "ablation-${base#simulated:}-full" --base "$base" --refiner "$RUNS/ablation/refiner-full"
 done
 # The paper's recipe against a real base (refiner-full fine-tuned with the 3600-step base's predictions as
 # conditioning): on that base, and on the simulated blurry base (does it still add detail to a base whose
 # layout is right?).
-$BD "${EVAL[@]}" --base "$RUNS/base-3600" --refiner "$RUNS/refiner-full/refiner" -o "$RESULTS/base-3600"
+evaluate "base-3600" --base "$RUNS/base-3600" --refiner "$RUNS/refiner-full/refiner"
 for variant in eta0.1 eta0.4 no-mask; do
     for base in "$RUNS/base-3600" simulated:blurry; do
-        $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/refiner-tuned-$variant/refiner" \
-            -o "$RESULTS/tuned-$variant-on-$(basename "${base#simulated:}")"
+        evaluate "tuned-$variant-on-$(basename "${base#simulated:}")" --base "$base" \
+            --refiner "$RUNS/refiner-tuned-$variant/refiner"
     done
 done
 # The same recipe against the shipped base: the shipped refiner fine-tuned with its predictions.
 for base in default simulated:blurry; do
-    $BD "${EVAL[@]}" --base "$base" --refiner "$RUNS/export-tuned-on-shipped-base/refiner" \
-        -o "$RESULTS/tuned-on-shipped-base-on-${base#simulated:}"
+    evaluate "tuned-on-shipped-base-on-${base#simulated:}" --base "$base" \
+        --refiner "$RUNS/export-tuned-on-shipped-base/refiner"
 done
 
 # docs/results.md's contact sheets, as JPEGs.

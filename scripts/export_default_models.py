@@ -1,12 +1,15 @@
 """Copy trained models into the package as the shipped defaults: fp16 weights, plus the runs' provenance.
 
     python scripts/export_default_models.py --base RUNS/base --refiner RUNS/refiner-varied \
-        --decoder RUNS/autoencoder-decoder --output betterdepth_engine/weights
+        --decoder RUNS/autoencoder-decoder --denoising-steps 4 --processing-resolution 384 \
+        --output betterdepth_engine/weights
 
 --base and --refiner are run folders of `betterdepth train base|refiner` (the refiner's folder already
 holds the autoencoder it was trained on, as vae/). --decoder, optional, is a run of `betterdepth train
 autoencoder --fine-tune-decoder` whose autoencoder replaces that vae/: its encoder must be bit-identical to
-the refiner's (same latent space), which is checked. Written: OUTPUT/base, OUTPUT/refiner (fp16
+the refiner's (same latent space), which is checked. --denoising-steps and --processing-resolution set the
+refiner's inference defaults (chosen on validation scenes, docs/results.md; a run exports the settings it was
+trained at). Written: OUTPUT/base, OUTPUT/refiner (fp16
 safetensors; the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's
 settings, final log entry and wall time; a fine-tuned model's earlier runs as base_init_1, refiner_init_1,
 refiner_init_2, ...). The output folder is replaced only when everything was written.
@@ -68,6 +71,8 @@ def main() -> None:
     parser.add_argument("--base", type=Path, required=True, help="base model run folder")
     parser.add_argument("--refiner", type=Path, required=True, help="refiner run folder")
     parser.add_argument("--decoder", type=Path, help="autoencoder run that fine-tuned the refiner's decoder")
+    parser.add_argument("--denoising-steps", type=int, help="the refiner's default denoising steps")
+    parser.add_argument("--processing-resolution", type=int, help="the refiner's default long side in pixels")
     parser.add_argument("--output", type=Path, default=Path("betterdepth_engine/weights"))
     args = parser.parse_args()
 
@@ -77,6 +82,9 @@ def main() -> None:
     refiner = DepthRefiner.from_pretrained(args.refiner / "refiner", dtype=torch.float32)
     if args.decoder:
         refiner = with_fine_tuned_decoder(refiner, args.decoder)
+    refiner.config.default_denoising_steps = args.denoising_steps or refiner.config.default_denoising_steps
+    refiner.config.default_processing_resolution = (args.processing_resolution
+                                                    or refiner.config.default_processing_resolution)
     refiner.vae.half()
     refiner.unet.half()
     refiner.save_pretrained(staging / "refiner")

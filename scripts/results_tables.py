@@ -5,15 +5,22 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import sys
 from pathlib import Path
 
-from betterdepth_engine.eval.report import markdown_table
+import numpy as np
+
+from betterdepth_engine.eval.report import TABLE_COLUMNS, markdown_table
 
 ABLATION = [("no conditioning", "no-conditioning"), ("conditioning only", "conditioning-only"),
             ("+ global pre-alignment", "pre-alignment"), ("+ local patch masking (full)", "full")]
+# The refiner's inference defaults, chosen on validation scenes 100-299: (label, results folder).
+SELECTION = [(f"{steps} steps at {resolution} px", f"select-{steps}-steps-{resolution}px")
+             for steps, resolution in ((2, 256), (4, 256), (4, 320), (4, 384), (4, 448), (8, 384))]
+SELECTION.append(("4 steps at 384 px, 3 ensemble members", "select-4-steps-384px-3-members"))
 FINE_TUNED = [("fine-tuned, patch mask eta = 0.1 (paper)", "eta0.1"), ("fine-tuned, eta = 0.4", "eta0.4"),
               ("fine-tuned, no patch mask", "no-mask")]
 
@@ -24,13 +31,33 @@ def metrics(results: Path, name: str) -> dict[str, dict[str, float]]:
             for variant, values in summary.items()}
 
 
+def selection_metrics(results: Path, name: str, first_scene: int = 100) -> dict[str, dict[str, float]]:
+    """Per-variant means over the scenes numbered first_scene and up (per_image.csv), NaNs left out."""
+    rows = [row for row in csv.DictReader((results / name / "per_image.csv").open())
+            if int(row["name"].split("_")[1]) >= first_scene]
+    return {variant: {key: float(np.nanmean([float(row[key] or "nan") for row in rows if row["variant"] == variant]))
+                      for key, *_ in TABLE_COLUMNS}
+            for variant in ("base", "refined")}
+
+
 def main() -> None:
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "build/results")
     default = metrics(results, "default")
     print("## Shipped base vs. shipped refiner\n")
-    native = metrics(results, "default-native-resolution")
-    print(markdown_table({"base (shipped SmallDepthNet)": default["base"], "+ refiner": default["refined"],
-                          "+ refiner at the images' 320 px (not 256)": native["refined"]}))
+    print(markdown_table({
+        "base (shipped SmallDepthNet)": default["base"],
+        "+ refiner (4 steps at 384 px: its defaults)": default["refined"],
+        "+ refiner, 2 steps at 256 px (the defaults shipped before)":
+            metrics(results, "default-2-steps-256px")["refined"],
+        "control: base through the refiner's autoencoder alone (no U-Net), 384 px":
+            metrics(results, "autoencoder-round-trip")["refined"],
+    }))
+    print("\n## Choosing the refiner's inference defaults (validation scenes 100-299)\n")
+    rows = {"shipped base": selection_metrics(results, SELECTION[0][1])["base"]}
+    rows.update({f"+ refiner, {label}": selection_metrics(results, name)["refined"] for label, name in SELECTION})
+    rows["control: base through the autoencoder alone (no U-Net), 384 px"] = \
+        selection_metrics(results, "select-autoencoder-round-trip")["refined"]
+    print(markdown_table(rows))
     print("\n## How the shipped base came about (each with the shipped refiner)\n")
     rows = {}
     for label, scores in (("5600 steps, run at 192 px (shipped before)", metrics(results, "base-5600")),
@@ -42,7 +69,9 @@ def main() -> None:
     print(markdown_table(rows))
     blurry = metrics(results, "simulated-blurry")
     print("\n## The shipped refiner on the kind of base it was trained with (simulated blurry)\n")
-    print(markdown_table({"simulated blurry base": blurry["base"], "+ refiner": blurry["refined"]}))
+    print(markdown_table({"simulated blurry base": blurry["base"], "+ refiner": blurry["refined"],
+                          "control: base through the refiner's autoencoder alone (no U-Net)":
+                              metrics(results, "autoencoder-round-trip-blurry")["refined"]}))
     for base, title in (("default", "the shipped base"), ("blurry", "the simulated blurry base")):
         print(f"\n## How the shipped refiner came about, on {title}\n")
         print(markdown_table({

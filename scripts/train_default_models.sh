@@ -74,12 +74,14 @@ $BD train refiner --output-dir "$RUNS/refiner-varied" --init "$RUNS/refiner-full
     --steps 3600 --cooldown-steps 600 --batch-size 8 --crop-size 128 --learning-rate 2e-4 \
     --high-timestep-fraction 0.2 "${CACHE[@]}" "${COMMON[@]}"
 # Sharper depth maps from the same latent space: the autoencoder's decoder fine-tuned on depth maps, its encoder
-# frozen (every refiner above stays valid). Export the shipped models with it.
+# frozen (every refiner above stays valid). Export the shipped models with it, with the refiner's inference
+# defaults chosen on validation scenes 100-299 (evaluate_default_models.sh, "select-*"): 4 steps at 384 px.
 $BD train autoencoder --output-dir "$RUNS/autoencoder-decoder" --fine-tune-decoder "$RUNS/autoencoder/autoencoder" \
     --steps 3000 --cooldown-steps 600 --batch-size 16 --crop-size 128 --learning-rate 5e-4 "${CACHE[@]}" \
     "${COMMON[@]}"
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-varied" \
-    --decoder "$RUNS/autoencoder-decoder" --output betterdepth_engine/weights
+    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
+    --output betterdepth_engine/weights
 
 # The paper's recipe against a real base: refiner-full fine-tuned with the 3600-step base's predictions
 # as conditioning, 1500 steps each with the patch mask at the paper's eta = 0.1 (keeps about 37 % of patches
@@ -100,4 +102,5 @@ $BD train refiner --output-dir "$RUNS/refiner-on-base-continued" --init "$RUNS/r
     --base "$RUNS/base-continued/base" --steps 1500 --cooldown-steps 300 --batch-size 8 --crop-size 128 \
     --learning-rate 2e-4 --high-timestep-fraction 0.2 --eta 0.1 "${CACHE[@]}" "${COMMON[@]}"
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-on-base-continued" \
-    --decoder "$RUNS/autoencoder-decoder" --output "$RUNS/export-tuned-on-shipped-base"
+    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
+    --output "$RUNS/export-tuned-on-shipped-base"

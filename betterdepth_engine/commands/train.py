@@ -25,6 +25,9 @@ HELP = {
                          "in stays valid) and train only its decoder, on depth maps",
     "base": "'simulated' (ground truth blurred and perturbed as in data/degrade.py; simulated:KIND picks another "
             "degradation: blurry (the default), mild or varied) or a base model folder / alias",
+    "second_base": "a second base, in the same forms as --base, that conditions a batch with probability "
+                   "--second-base-share (e.g. a trained base and simulated:varied in one run)",
+    "second_base_share": "probability that a batch is conditioned by --second-base",
     "conditioning": "feed the base prediction to the U-Net (--no-conditioning: ablation)",
     "pre_alignment": "least-squares align the base to the target (--no-pre-alignment: ablation)",
     "patch_mask": "drop patches where base and target disagree (--no-patch-mask: ablation)",

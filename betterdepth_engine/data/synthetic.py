@@ -38,6 +38,7 @@ class SyntheticSample:
     valid_mask: torch.Tensor  # bool H x W
     focal_px: float
     kind: str  # the scene layout: room, outdoor, still_life or relief_wall
+    max_depth_m: float  # the scene's depth range: farther surfaces are background (invalid)
 
 
 def seed_for(split: str, index: int) -> int:
@@ -127,7 +128,7 @@ def _shade(seed, scene: Scene, hits: Hits, shadow_map, textures, brightness, noi
     valid = hits.t <= scene.max_depth_m
     forward = torch.as_tensor(camera.forward, dtype=torch.float32, device=device).view(3, 1, 1)
     depth = torch.where(valid, hits.t * dot(hits.directions, forward), 0.0)
-    return SyntheticSample(image, depth, valid, float(camera.focal_px), scene.kind)
+    return SyntheticSample(image, depth, valid, float(camera.focal_px), scene.kind, float(scene.max_depth_m))
 
 
 def _radiance(scene: Scene, hits: Hits, shadow_map: ShadowMap | None, textures, pixels: slice) -> torch.Tensor:

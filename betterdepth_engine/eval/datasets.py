@@ -39,6 +39,9 @@ class DepthSample:
     rgb: np.ndarray  # H x W x 3 uint8
     depth_m: np.ndarray  # h x w float32, metres along the camera axis; 0 where invalid
     valid_mask: np.ndarray  # h x w bool: pixels that count in the metrics
+    # This sample's own depth range where it is known (a synthetic scene's far limit); predictions are clipped
+    # to the tighter of it and the protocol's range, as benchmarks clip to their sensor's range.
+    max_depth_m: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -437,5 +440,5 @@ class SyntheticDataset:
         rgb = (scene.image.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         valid = scene.valid_mask.cpu().numpy() & _valid_depth(scene.depth.cpu().numpy(), self.protocol)
         depth_m = np.where(valid, scene.depth.cpu().numpy(), 0.0).astype(np.float32)
-        return DepthSample(f"val_{index:05d}_{scene.kind}", rgb, depth_m, valid)
+        return DepthSample(f"val_{index:05d}_{scene.kind}", rgb, depth_m, valid, scene.max_depth_m)
 

@@ -53,7 +53,8 @@ def score_prediction(disparity: np.ndarray, sample: DepthSample, protocol: EvalP
     """(metrics, aligned depth in metres) of one prediction of `sample`."""
     prediction = resize_to(disparity_in_space(disparity, alignment), sample.depth_m.shape)
     depth_m = metrics.aligned_depth(prediction, sample.depth_m, sample.valid_mask, protocol.min_depth_m,
-                                    protocol.max_depth_m, alignment, protocol.alignment_max_resolution)
+                                    min(protocol.max_depth_m, sample.max_depth_m), alignment,
+                                    protocol.alignment_max_resolution)
     return metrics.depth_metrics(depth_m, sample.depth_m, sample.valid_mask, protocol.dense_ground_truth), depth_m
 
 

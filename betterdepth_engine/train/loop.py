@@ -108,7 +108,11 @@ def prepare_run_folder(settings: RunSettings) -> Path:
         # A learning-rate cooldown may be added to a run that has not reached it (check_schedule_on_resume).
         ignored = {"steps", "checkpoint_every", "log_every", "data_workers", "scene_cache", "device", "output_dir",
                    "cooldown_steps"}
-        changed = {key for key in config if key not in ignored and previous.get(key) != config[key]}
+        # A setting added to the trainer after the run started reads as its default.
+        defaults = json.loads(json.dumps({field.name: field.default for field in dataclasses.fields(settings)
+                                          if field.default is not dataclasses.MISSING}))
+        changed = {key for key in config
+                   if key not in ignored and previous.get(key, defaults.get(key)) != config[key]}
         if changed:
             raise BetterDepthError(
                 BetterDepthError.BAD_INPUT,

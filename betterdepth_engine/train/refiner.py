@@ -46,6 +46,10 @@ class RefinerTrainingSettings(RunSettings):
     # "simulated" (= simulated:blurry) or simulated:KIND (degraded ground truth, data/degrade.py), or a base model
     # (folder, alias, hub id)
     base: str = "simulated"
+    # Optional: a second base (same forms as `base`) that conditions each batch with probability
+    # second_base_share, e.g. a real base's errors and a simulated base's range of sharpness in one run.
+    second_base: str = ""
+    second_base_share: float = 0.5
     conditioning: bool = True
     pre_alignment: bool = True
     patch_mask: bool = True
@@ -120,12 +124,24 @@ class SimulatedBase:
         return degrade_depth(batch["depth"], batch["valid_mask"], self.generator, self.kind)[:, None]
 
 
-def training_base(settings: RefinerTrainingSettings, device: torch.device):
-    if settings.base == "simulated":
-        return SimulatedBase(settings.seed)
-    if settings.base.startswith("simulated:"):
-        return SimulatedBase(settings.seed, settings.base.removeprefix("simulated:"))
-    return ModelBase(settings.base, device)
+def training_base(spec: str, seed: int, device: torch.device):
+    if spec == "simulated":
+        return SimulatedBase(seed)
+    if spec.startswith("simulated:"):
+        return SimulatedBase(seed, spec.removeprefix("simulated:"))
+    return ModelBase(spec, device)
+
+
+def training_bases(settings: RefinerTrainingSettings, device: torch.device) -> list:
+    """[base] or [base, second base]; each simulated one draws from its own seeded generator."""
+    if not 0.0 <= settings.second_base_share <= 1.0:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT,
+                               f"--second-base-share must be in [0, 1], not {settings.second_base_share}.",
+                               "It is the probability that a batch is conditioned by --second-base.")
+    bases = [training_base(settings.base, settings.seed, device)]
+    if settings.second_base:
+        bases.append(training_base(settings.second_base, settings.seed + 2, device))
+    return bases
 
 
 class ModelBase:
@@ -178,7 +194,7 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
 
     device = training_device(settings)
     # Models first: a wrong path or name fails before a run folder with those settings exists.
-    base = training_base(settings, device)
+    bases = training_bases(settings, device)
     refiner = build_refiner(settings)
     folder = prepare_run_folder(settings)
     unet = refiner.unet.train().requires_grad_(True)
@@ -189,6 +205,7 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     ema = EMAModel(unet.parameters(), decay=settings.ema_decay) if settings.ema_decay > 0 else None
     generator = torch.Generator().manual_seed(settings.seed)
     crop_generator = torch.Generator().manual_seed(settings.seed + 1)
+    base_choice_generator = torch.Generator().manual_seed(settings.seed + 3)
 
     state = load_checkpoint(folder)
     first_step = 0
@@ -200,8 +217,13 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
             ema.load_state_dict(state["ema"])
         generator.set_state(state["generator"])
         crop_generator.set_state(state["crop_generator"])
-        if isinstance(base, SimulatedBase):
-            base.generator.set_state(state["base_generator"])
+        # Checkpoints written before the second base existed hold one base generator.
+        base_states = state.get("base_generators", [state.get("base_generator")])
+        for base, base_state in zip(bases, base_states):
+            if isinstance(base, SimulatedBase):
+                base.generator.set_state(base_state)
+        if "base_choice_generator" in state:
+            base_choice_generator.set_state(state["base_choice_generator"])
         first_step = state["step"]
 
     factor = vae_downscale_factor(refiner.vae)
@@ -212,8 +234,14 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
         rate = learning_rate_at(settings, step)
         set_learning_rate(optimizer, rate)
         values = {"loss": 0.0, "kept_patches": 0.0}
+        if len(bases) > 1:
+            values["second_base"] = 0.0
         for _ in range(settings.gradient_accumulation):
             batch = next(batches)
+            base = bases[0]
+            if len(bases) > 1 and torch.rand((), generator=base_choice_generator) < settings.second_base_share:
+                base = bases[1]
+                values["second_base"] += 1.0 / settings.gradient_accumulation
             if base.sees_whole_scene:
                 batch["base_disparity"] = base(batch)
             batch = random_crops(batch, settings.crop_size, crop_generator)
@@ -248,11 +276,19 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
                 "step": step + 1, "unet": unet.state_dict(), "optimizer": optimizer.state_dict(),
                 "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(),
                 "crop_generator": crop_generator.get_state(),
-                "base_generator": base.generator.get_state() if isinstance(base, SimulatedBase) else None,
+                "base_generators": [base.generator.get_state() if isinstance(base, SimulatedBase) else None
+                                    for base in bases],
+                "base_choice_generator": base_choice_generator.get_state(),
                 "cooldown_start": cooldown_start(settings),
             })
     log.close()
     return export_refiner(refiner, ema, settings, folder / "refiner")
+
+
+def describe_bases(settings: RefinerTrainingSettings) -> str:
+    if not settings.second_base:
+        return settings.base
+    return f"{settings.base}, or {settings.second_base} for {settings.second_base_share:.0%} of batches"
 
 
 def export_refiner(refiner: DepthRefiner, ema, settings: RefinerTrainingSettings, destination: Path) -> Path:
@@ -264,7 +300,7 @@ def export_refiner(refiner: DepthRefiner, ema, settings: RefinerTrainingSettings
                             RefinerConfig(
                                 default_processing_resolution=max(settings.height, settings.width),
                                 description=f"BetterDepth refiner trained by `betterdepth train refiner` "
-                                            f"({settings.steps} steps, base {settings.base})",
+                                            f"({settings.steps} steps, base {describe_bases(settings)})",
                             ))
     exported.save_pretrained(destination)
     return destination

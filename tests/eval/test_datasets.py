@@ -1,5 +1,6 @@
 """Dataset loaders on small fixture files written in each benchmark's layout (folders and Marigold-style tars)."""
 
+import dataclasses
 import io
 import math
 import tarfile
@@ -11,6 +12,7 @@ from PIL import Image
 
 from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.eval import datasets
+from betterdepth_engine.eval.runner import score_prediction
 
 
 def png_bytes(array: np.ndarray, format="PNG") -> bytes:
@@ -264,5 +266,19 @@ def test_synthetic_dataset_yields_validation_scenes():
     assert sample.rgb.shape == (24, 32, 3) and sample.rgb.dtype == np.uint8
     assert sample.valid_mask.any() and (sample.depth_m[sample.valid_mask] > 0).all()
     assert (sample.depth_m[~sample.valid_mask] == 0).all()
+    assert sample.depth_m.max() <= sample.max_depth_m < math.inf  # the scene's own range, for clipping
     with pytest.raises(IndexError):
         dataset[1]
+
+
+def test_predictions_are_clipped_to_the_samples_own_depth_range():
+    depth_m = np.full((8, 8), 5.0, np.float32)
+    depth_m[:, 4:] = 20.0
+    valid = np.ones_like(depth_m, dtype=bool)
+    sample = datasets.DepthSample("a", np.zeros((8, 8, 3), np.uint8), depth_m, valid, max_depth_m=30.0)
+    disparity = 1.0 / depth_m
+    disparity[0, 7] = 1e-4  # one pixel predicted 200 times too far
+    _, aligned_m = score_prediction(disparity, sample, datasets.EvalProtocol())
+    assert aligned_m.max() == pytest.approx(30.0)
+    unbounded = dataclasses.replace(sample, max_depth_m=math.inf)
+    assert score_prediction(disparity, unbounded, datasets.EvalProtocol())[1].max() > 100.0

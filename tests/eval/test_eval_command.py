@@ -166,3 +166,35 @@ def test_simulated_bases_are_ground_truth_of_known_quality(tmp_path, tiny_refine
     assert scores["mild"]["boundary_f1"] > scores["blurry"]["boundary_f1"]
     with pytest.raises(BetterDepthError, match="Unknown simulated base 'sharp'"):
         run_eval(["--synthetic", "1", "--base", "simulated:sharp", "--refiner", "none", "-o", str(tmp_path / "x")])
+
+
+def test_autoencoder_round_trip_leaves_the_unet_out(tmp_path, tiny_base_dir, tiny_refiner_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from autoencoder_round_trip import without_unet
+
+    from betterdepth_engine.images import LoadedImage
+    from betterdepth_engine.models.loading import load_base_model, load_refiner
+    from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
+
+    refiner = without_unet(load_refiner(str(tiny_refiner_dir)))
+    refiner.unet.forward = None  # calling the U-Net would fail
+    pipeline = BetterDepthPipeline(load_base_model(str(tiny_base_dir)), refiner)
+    image = LoadedImage(rgb=random_rgb(48, 64))
+    first, second = (pipeline(image, RefineOptions(processing_resolution=64, seed=seed)) for seed in (0, 1))
+    np.testing.assert_array_equal(first.disparity, second.disparity)  # no noise is drawn into the result
+    assert not np.allclose(first.disparity, first.base_disparity)  # but it did go through the autoencoder
+
+    out = tmp_path / "round-trip"
+    result = subprocess.run([sys.executable, "scripts/autoencoder_round_trip.py", str(out), "--scenes", "1",
+                             "--base", str(tiny_base_dir), "--refiner", str(tiny_refiner_dir),
+                             "--processing-resolution", "64"],
+                            cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["models"]["refiner"].endswith("without its U-Net") and written["dataset"]["samples"] == 1
+    assert set(written["metrics"]) == {"base", "refined"} and "| refined |" in result.stdout
+    assert len((out / "per_image.csv").read_text().splitlines()) == 1 + 2  # header, base and round trip

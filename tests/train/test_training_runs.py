@@ -169,6 +169,46 @@ def test_refiner_training_on_cached_crops_resumes_exactly(tmp_path, trained):
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
 
 
+@pytest.mark.slow
+def test_refiner_training_with_a_second_base_mixes_them_and_resumes_exactly(tmp_path, trained):
+    common = ["train", "refiner", "--autoencoder", str(trained / "ae" / "autoencoder"), "--base", "simulated:varied",
+              "--second-base", str(trained / "base" / "base"), "--unet-preset", "tiny", "--crop-size", "32",
+              "--seed", "1", *SMALL]
+    assert main([*common, "--output-dir", str(tmp_path / "straight"), "--steps", "4"]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "2"]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "4"]) == 0
+    expected = _weights(tmp_path / "straight" / "refiner" / "unet")
+    actual = _weights(tmp_path / "resumed" / "refiner" / "unet")
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert [entry["second_base"] for entry in log] == [0.0, 0.0, 1.0, 1.0]  # seed 1: the resume switches bases
+
+
+def test_a_second_base_share_outside_0_1_is_refused(tmp_path, trained, capsys):
+    assert main(["train", "refiner", "--output-dir", str(tmp_path / "run"), "--autoencoder",
+                 str(trained / "ae" / "autoencoder"), "--second-base", "simulated:mild", "--second-base-share", "1.5",
+                 "--unet-preset", "tiny", "--steps", "1", *SMALL]) == 2
+    assert "--second-base-share must be in [0, 1], not 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_resumes_when_the_trainer_gained_a_setting_since(tmp_path, trained):
+    """A run folder written before a setting existed: the setting reads as its default, not as a change."""
+    import shutil
+
+    from betterdepth_engine.train.base import BaseTrainingSettings, train_base
+
+    run = tmp_path / "base"
+    shutil.copytree(trained / "base", run)
+    config = json.loads((run / "config.json").read_text())
+    assert config.pop("init") == ""  # as a run written before `--init` existed
+    (run / "config.json").write_text(json.dumps(config))
+    config.pop("trainer")
+    assert train_base(BaseTrainingSettings(**{**config, "output_dir": str(run)})) == run / "base"
+    with pytest.raises(BetterDepthError, match="different settings"):
+        train_base(BaseTrainingSettings(**{**config, "output_dir": str(run), "init": str(trained / "base" / "base")}))
+
+
 def test_autoencoder_trains_on_crops_of_cached_scenes(tmp_path, capsys):
     from betterdepth_engine.data.cache import write_scene_cache
 
@@ -230,7 +270,8 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
 
     def export(decoder, output):
         return subprocess.run([sys.executable, "scripts/export_default_models.py", "--base", str(base_run),
-                               "--refiner", str(refiner_run), "--decoder", str(decoder), "--output", str(output)],
+                               "--refiner", str(refiner_run), "--decoder", str(decoder), "--output", str(output),
+                               "--denoising-steps", "3", "--processing-resolution", "48"],
                               cwd=repository, capture_output=True, text=True)
 
     exported = export(decoder_run, tmp_path / "weights")
@@ -239,7 +280,10 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
     tuned = _weights(decoder_run / "autoencoder")
     assert all(torch.equal(shipped[name], tuned[name].half()) for name in tuned)
     assert all(weight.dtype == torch.float16 for weight in _weights(tmp_path / "weights" / "refiner" / "unet").values())
-    assert DepthRefiner.from_pretrained(tmp_path / "weights" / "refiner").uses_conditioning_channels
+    exported_refiner = DepthRefiner.from_pretrained(tmp_path / "weights" / "refiner")
+    assert exported_refiner.uses_conditioning_channels
+    assert (exported_refiner.config.default_denoising_steps, exported_refiner.config.default_processing_resolution) \
+        == (3, 48)  # inference defaults chosen at export
     records = json.loads((tmp_path / "weights" / "training_runs.json").read_text())
     assert records["autoencoder_decoder"]["settings"]["fine_tune_decoder"] == str(trained / "ae" / "autoencoder")
     assert "autoencoder_decoder_init_1" not in records  # the autoencoder it started from is recorded once
