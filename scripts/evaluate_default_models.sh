@@ -19,7 +19,7 @@ EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q --steps 4 --processin
 evaluate() {  # evaluate NAME [eval options...]
     local name=$1
     shift
-    [ -f "$RESULTS/$name/metrics.json" ] || evaluate "$name" "$@"
+    [ -f "$RESULTS/$name/metrics.json" ] || $BD "${EVAL[@]}" "$@" -o "$RESULTS/$name"
 }
 
 # The refiner's inference defaults, chosen on validation scenes 100-299 (the first 100 are the ones reported):
