@@ -49,6 +49,9 @@ evaluate "default-2-steps-256px" --steps 2 --processing-resolution 256  # the de
 [ -f "$RESULTS/autoencoder-round-trip/metrics.json" ] ||
     $PY scripts/autoencoder_round_trip.py "$RESULTS/autoencoder-round-trip" --scenes "$SCENES"
 evaluate "simulated-blurry" --base simulated:blurry
+# The refiner was trained on 128 px crops of 256 px scenes: on this base, the settings nearer that scale.
+evaluate "simulated-blurry-2-steps-256px" --base simulated:blurry --steps 2 --processing-resolution 256
+evaluate "simulated-blurry-4-steps-256px" --base simulated:blurry --steps 4 --processing-resolution 256
 [ -f "$RESULTS/autoencoder-round-trip-blurry/metrics.json" ] ||
     $PY scripts/autoencoder_round_trip.py "$RESULTS/autoencoder-round-trip-blurry" --scenes "$SCENES" \
         --base simulated:blurry
@@ -85,10 +88,12 @@ for variant in eta0.1 eta0.4 no-mask; do
             --refiner "$RUNS/refiner-tuned-$variant/refiner"
     done
 done
-# The same recipe against the shipped base: the shipped refiner fine-tuned with its predictions.
+# The same recipe against the shipped base: the shipped refiner fine-tuned with its predictions, and with
+# its predictions or the varied simulated base's, half the batches each.
 for base in default simulated:blurry; do
     evaluate "tuned-on-shipped-base-on-${base#simulated:}" --base "$base" \
         --refiner "$RUNS/export-tuned-on-shipped-base/refiner"
+    evaluate "mixed-on-${base#simulated:}" --base "$base" --refiner "$RUNS/export-mixed/refiner"
 done
 
 # docs/results.md's contact sheets, as JPEGs.

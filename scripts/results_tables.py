@@ -69,9 +69,15 @@ def main() -> None:
     print(markdown_table(rows))
     blurry = metrics(results, "simulated-blurry")
     print("\n## The shipped refiner on the kind of base it was trained with (simulated blurry)\n")
-    print(markdown_table({"simulated blurry base": blurry["base"], "+ refiner": blurry["refined"],
-                          "control: base through the refiner's autoencoder alone (no U-Net)":
-                              metrics(results, "autoencoder-round-trip-blurry")["refined"]}))
+    print(markdown_table({
+        "simulated blurry base": blurry["base"],
+        "+ refiner (4 steps at 384 px: its defaults)": blurry["refined"],
+        "+ refiner, 4 steps at 256 px": metrics(results, "simulated-blurry-4-steps-256px")["refined"],
+        "+ refiner, 2 steps at 256 px (the defaults shipped before)":
+            metrics(results, "simulated-blurry-2-steps-256px")["refined"],
+        "control: base through the refiner's autoencoder alone (no U-Net), 384 px":
+            metrics(results, "autoencoder-round-trip-blurry")["refined"],
+    }))
     for base, title in (("default", "the shipped base"), ("blurry", "the simulated blurry base")):
         print(f"\n## How the shipped refiner came about, on {title}\n")
         print(markdown_table({
@@ -102,12 +108,14 @@ def main() -> None:
                                                              else "refiner-full-on-blurry")["refined"]}
         rows.update({label: metrics(results, f"tuned-{name}-on-{base}")["refined"] for label, name in FINE_TUNED})
         print(markdown_table(rows))
-    print("\n## The shipped refiner fine-tuned against the shipped base (eta = 0.1)\n")
+    print("\n## The shipped refiner fine-tuned against the shipped base (eta = 0.1), alone or mixed\n")
     rows = {}
     for label, base, shipped in (("shipped base", "default", default), ("simulated blurry base", "blurry", blurry)):
         tuned = metrics(results, f"tuned-on-shipped-base-on-{base}")
         rows.update({label: tuned["base"], f"{label} + shipped refiner": shipped["refined"],
-                     f"{label} + refiner fine-tuned against the shipped base": tuned["refined"]})
+                     f"{label} + refiner fine-tuned against the shipped base": tuned["refined"],
+                     f"{label} + refiner fine-tuned against it and the varied simulated base":
+                         metrics(results, f"mixed-on-{base}")["refined"]})
     print(markdown_table(rows))
 
 

@@ -2,7 +2,7 @@
 # Reproduce the shipped default models (betterdepth_engine/weights) and the ablation runs of docs/results.md,
 # on a CPU, from nothing. Every step is resumable: rerun the script after an interruption.
 #
-#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 7.5 h on 2 CPU cores)
+#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 8 h on 2 CPU cores)
 #
 # Then: bash scripts/evaluate_default_models.sh RUNS_DIR  (docs/results.md's numbers)
 set -euo pipefail
@@ -104,3 +104,13 @@ $BD train refiner --output-dir "$RUNS/refiner-on-base-continued" --init "$RUNS/r
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-on-base-continued" \
     --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
     --output "$RUNS/export-tuned-on-shipped-base"
+
+# The same, with half the batches conditioned by the varied simulated base instead (--second-base), so that
+# the refiner keeps seeing conditioning whose edges are right (docs/results.md, section 6; not shipped).
+$BD train refiner --output-dir "$RUNS/refiner-mixed" --init "$RUNS/refiner-varied/refiner" \
+    --base "$RUNS/base-continued/base" --second-base simulated:varied --second-base-share 0.5 --steps 1500 \
+    --cooldown-steps 300 --batch-size 8 --crop-size 128 --learning-rate 2e-4 --high-timestep-fraction 0.2 \
+    --eta 0.1 "${CACHE[@]}" "${COMMON[@]}"
+$PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-mixed" \
+    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
+    --output "$RUNS/export-mixed"

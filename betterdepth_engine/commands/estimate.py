@@ -49,7 +49,8 @@ def add_parser(subparsers) -> None:
                         help="refiner: 'default', 'none' (base only), 'marigold' (training-free), a folder or "
                              "a hub id (default: %(default)s)")
     refine = parser.add_argument_group("refinement")
-    refine.add_argument("--steps", type=int, metavar="N", help="denoising steps (default: the refiner's; the shipped one: 4)")
+    refine.add_argument("--steps", type=int, metavar="N",
+                        help="denoising steps (default: the refiner's; the shipped one: 4)")
     refine.add_argument("--ensemble-size", type=int, metavar="N",
                         help="independent samples averaged into one result; also gives an uncertainty map")
     refine.add_argument("--ensemble-reduction", choices=("mean", "median"), default="mean")
