@@ -16,6 +16,16 @@ def _weights(folder):
     return load_file(next(folder.glob("*.safetensors")))
 
 
+def _assert_refiner_resumes_exactly(command: list[str], root, steps: int) -> None:
+    """A run of `steps` straight and one stopped after 2 and resumed end with the same U-Net."""
+    assert main([*command, "--output-dir", str(root / "straight"), "--steps", str(steps)]) == 0
+    assert main([*command, "--output-dir", str(root / "resumed"), "--steps", "2"]) == 0
+    assert main([*command, "--output-dir", str(root / "resumed"), "--steps", str(steps)]) == 0
+    expected = _weights(root / "straight" / "refiner" / "unet")
+    actual = _weights(root / "resumed" / "refiner" / "unet")
+    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny autoencoder and base, trained for a few steps, shared by the refiner tests."""
@@ -161,12 +171,7 @@ def test_refiner_training_on_cached_crops_resumes_exactly(tmp_path, trained):
     cache = write_scene_cache(tmp_path / "cache", "train", 8, 64, 64, workers=0)
     common = ["train", "refiner", "--autoencoder", str(trained / "ae" / "autoencoder"), "--base", "simulated",
               "--unet-preset", "tiny", "--scene-cache", str(cache), "--crop-size", "32", *SMALL]
-    assert main([*common, "--output-dir", str(tmp_path / "straight"), "--steps", "3"]) == 0
-    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "2"]) == 0
-    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "3"]) == 0
-    expected = _weights(tmp_path / "straight" / "refiner" / "unet")
-    actual = _weights(tmp_path / "resumed" / "refiner" / "unet")
-    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    _assert_refiner_resumes_exactly(common, tmp_path, steps=3)
 
 
 @pytest.mark.slow
@@ -174,12 +179,7 @@ def test_refiner_training_with_a_second_base_mixes_them_and_resumes_exactly(tmp_
     common = ["train", "refiner", "--autoencoder", str(trained / "ae" / "autoencoder"), "--base", "simulated:varied",
               "--second-base", str(trained / "base" / "base"), "--unet-preset", "tiny", "--crop-size", "32",
               "--seed", "1", *SMALL]
-    assert main([*common, "--output-dir", str(tmp_path / "straight"), "--steps", "4"]) == 0
-    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "2"]) == 0
-    assert main([*common, "--output-dir", str(tmp_path / "resumed"), "--steps", "4"]) == 0
-    expected = _weights(tmp_path / "straight" / "refiner" / "unet")
-    actual = _weights(tmp_path / "resumed" / "refiner" / "unet")
-    assert all(torch.equal(expected[name], actual[name]) for name in expected)
+    _assert_refiner_resumes_exactly(common, tmp_path, steps=4)
     log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert [entry["second_base"] for entry in log] == [0.0, 0.0, 1.0, 1.0]  # seed 1: the resume switches bases
 
