@@ -52,6 +52,9 @@ evaluate "simulated-blurry" --base simulated:blurry
 # The refiner was trained on 128 px crops of 256 px scenes: on this base, the settings nearer that scale.
 evaluate "simulated-blurry-2-steps-256px" --base simulated:blurry --steps 2 --processing-resolution 256
 evaluate "simulated-blurry-4-steps-256px" --base simulated:blurry --steps 4 --processing-resolution 256
+# The shipped refiner fine-tuned at the 384 px scale it runs at, on both bases.
+evaluate "at-384-on-blurry" --base simulated:blurry --refiner "$RUNS/export-at-384/refiner"
+evaluate "at-384-on-default" --refiner "$RUNS/export-at-384/refiner"
 [ -f "$RESULTS/autoencoder-round-trip-blurry/metrics.json" ] ||
     $PY scripts/autoencoder_round_trip.py "$RESULTS/autoencoder-round-trip-blurry" --scenes "$SCENES" \
         --base simulated:blurry

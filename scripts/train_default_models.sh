@@ -114,3 +114,14 @@ $BD train refiner --output-dir "$RUNS/refiner-mixed" --init "$RUNS/refiner-varie
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-mixed" \
     --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
     --output "$RUNS/export-mixed"
+
+# The shipped refiner at the scale it runs at: fine-tuned against the varied simulated base on 128 px crops of
+# 384 px scenes (its default processing resolution; it was trained on 256 px scenes). docs/results.md,
+# section 2; not shipped.
+$PY scripts/cache_synthetic.py --output "$RUNS/scenes-384" --count 2048 --size 384
+$BD train refiner --output-dir "$RUNS/refiner-at-384" --init "$RUNS/refiner-varied/refiner" --base simulated:varied \
+    --steps 1500 --cooldown-steps 300 --batch-size 8 --crop-size 128 --height 384 --width 384 \
+    --learning-rate 2e-4 --high-timestep-fraction 0.2 --eta 0.1 --scene-cache "$RUNS/scenes-384" "${COMMON[@]}"
+$PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-at-384" \
+    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
+    --output "$RUNS/export-at-384"
