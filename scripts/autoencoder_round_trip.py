@@ -20,6 +20,7 @@ import torch
 
 from betterdepth_engine.eval import report, runner
 from betterdepth_engine.eval.datasets import SyntheticDataset
+from betterdepth_engine.fileio import write_files_atomically
 from betterdepth_engine.models.loading import load_base_model, load_refiner
 from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
 
@@ -54,8 +55,11 @@ def main() -> None:
                "models": {"base": pipeline.base.name, "refiner": f"{args.refiner} without its U-Net"},
                "settings": pipeline.resolve_settings(options), "metrics": summary}
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "metrics.json").write_text(json.dumps(report.json_ready(results), indent=2) + "\n")
-    (args.output / "per_image.csv").write_text(report.per_image_csv(evaluations))
+    write_files_atomically({  # both or neither: evaluate_default_models.sh skips an output that has metrics.json
+        args.output / "metrics.json": lambda path: path.write_text(json.dumps(report.json_ready(results), indent=2)
+                                                                   + "\n"),
+        args.output / "per_image.csv": lambda path: path.write_text(report.per_image_csv(evaluations)),
+    })
     print(report.markdown_table(summary))
 
 

@@ -21,6 +21,11 @@ evaluate() {  # evaluate NAME [eval options...]
     shift
     [ -f "$RESULTS/$name/metrics.json" ] || $BD "${EVAL[@]}" "$@" -o "$RESULTS/$name"
 }
+round_trip() {  # round_trip NAME [autoencoder_round_trip.py options...]: the U-Net left out, as a control
+    local name=$1
+    shift
+    [ -f "$RESULTS/$name/metrics.json" ] || $PY scripts/autoencoder_round_trip.py "$RESULTS/$name" "$@"
+}
 
 # The refiner's inference defaults, chosen on validation scenes 100-299 (the first 100 are the ones reported):
 # denoising steps x processing resolution (later options override EVAL's).
@@ -30,8 +35,7 @@ for setting in "2 256" "4 256" "4 320" "4 384" "4 448" "8 384"; do
 done
 evaluate select-4-steps-384px-3-members --synthetic 300 --ensemble-size 3
 # Control: the shipped base through the refiner's autoencoder alone, the U-Net left out (the decoder's share).
-[ -f "$RESULTS/select-autoencoder-round-trip/metrics.json" ] ||
-    $PY scripts/autoencoder_round_trip.py "$RESULTS/select-autoencoder-round-trip" --scenes 300
+round_trip select-autoencoder-round-trip --scenes 300
 
 # The shipped base and refiner; and the shipped refiner on the kind of base it was trained with.
 evaluate "default"
@@ -45,19 +49,16 @@ fi
 evaluate "base-5600" --base "$RUNS/base/base"
 evaluate "base-5600-at-128px" --base "$RUNS/base-5600-at-128px"
 evaluate "default-2-steps-256px" --steps 2 --processing-resolution 256  # the defaults shipped before
-# The same control on the reported scenes.
-[ -f "$RESULTS/autoencoder-round-trip/metrics.json" ] ||
-    $PY scripts/autoencoder_round_trip.py "$RESULTS/autoencoder-round-trip" --scenes "$SCENES"
 evaluate "simulated-blurry" --base simulated:blurry
-# The refiner was trained on 128 px crops of 256 px scenes: on this base, the settings nearer that scale.
+# The same control on the reported scenes, for the shipped base and the simulated blurry one.
+round_trip autoencoder-round-trip --scenes "$SCENES"
+round_trip autoencoder-round-trip-blurry --scenes "$SCENES" --base simulated:blurry
+# The refiner was trained on 128 px crops of 256 px scenes: on the blurry base, the settings nearer that scale.
 evaluate "simulated-blurry-2-steps-256px" --base simulated:blurry --steps 2 --processing-resolution 256
 evaluate "simulated-blurry-4-steps-256px" --base simulated:blurry --steps 4 --processing-resolution 256
 # The shipped refiner fine-tuned at the 384 px scale it runs at, on both bases.
 evaluate "at-384-on-blurry" --base simulated:blurry --refiner "$RUNS/export-at-384/refiner"
 evaluate "at-384-on-default" --refiner "$RUNS/export-at-384/refiner"
-[ -f "$RESULTS/autoencoder-round-trip-blurry/metrics.json" ] ||
-    $PY scripts/autoencoder_round_trip.py "$RESULTS/autoencoder-round-trip-blurry" --scenes "$SCENES" \
-        --base simulated:blurry
 # How the shipped refiner came about: the refiner trained against the blurry simulated base, then fine-tuned
 # against the varied one, both with the autoencoder's original decoder (the shipped refiner adds the
 # fine-tuned decoder); and what the decoder fine-tuning did to ground truth sent through the autoencoder.
@@ -66,8 +67,12 @@ for refiner in refiner-full refiner-varied; do
         evaluate "$refiner-on-${base#simulated:}" --base "$base" --refiner "$RUNS/$refiner/refiner"
     done
 done
-[ -f "$RESULTS/autoencoder_ceiling.md" ] || $PY scripts/autoencoder_ceiling.py "$RUNS/autoencoder/autoencoder" "$RUNS/autoencoder-decoder/autoencoder" \
-    --scenes "$SCENES" --figure docs/images/autoencoder_decoders.jpg | tee "$RESULTS/autoencoder_ceiling.md"
+if [ ! -f "$RESULTS/autoencoder_ceiling.md" ]; then  # renamed into place only when complete
+    $PY scripts/autoencoder_ceiling.py "$RUNS/autoencoder/autoencoder" "$RUNS/autoencoder-decoder/autoencoder" \
+        --scenes "$SCENES" --figure docs/images/autoencoder_decoders.jpg > "$RESULTS/autoencoder_ceiling.md.partial"
+    mv "$RESULTS/autoencoder_ceiling.md.partial" "$RESULTS/autoencoder_ceiling.md"
+fi
+cat "$RESULTS/autoencoder_ceiling.md"
 # Plug-and-play: the same refiner, unchanged, on other bases: the base shipped before (base-5600, above), a
 # third trained base (700 steps at 256 px, run at 192 px), and ground truth degraded less than in training
 # ("mild"; the refiner was trained on "blurry").
