@@ -36,6 +36,9 @@ class RefinerConfig:
 
     # What the U-Net denoises: "disparity" (BetterDepth) or "depth" (Marigold weights, affine-invariant depth).
     target_space: str = "disparity"
+    # True: the U-Net denoises the correction to the conditioning (z_target - z_conditioning) rather than the
+    # target latent itself, so copying the base costs it nothing (a lever named in method.md §7).
+    predicts_correction: bool = False
     default_denoising_steps: int = 2
     default_ensemble_size: int = 1
     default_processing_resolution: int = 768
@@ -300,12 +303,17 @@ class DepthRefiner:
         strength: float,
         on_step: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
-        """Run DDIM from noise (strength 1) or from the noised conditioning (strength < 1) to a clean latent."""
+        """Run DDIM from noise (strength 1) or from the noised conditioning (strength < 1) to a clean latent.
+
+        A correction refiner denoises the correction from noise (or from the noised zero correction) and returns
+        the conditioning latent plus that correction."""
         timesteps = self.timesteps(num_steps, strength)
+        # What is denoised: the target latent, or its correction to the conditioning (which starts at zero).
+        start = torch.zeros_like(conditioning_latent) if self.config.predicts_correction else conditioning_latent
         if strength >= 1.0:
             latent = noise * self.scheduler.init_noise_sigma
         else:
-            latent = self.scheduler.add_noise(conditioning_latent, noise, timesteps[:1])
+            latent = self.scheduler.add_noise(start, noise, timesteps[:1])
         prompt = self.empty_prompt_embedding.expand(latent.shape[0], -1, -1)
         for index, timestep in enumerate(timesteps):
             parts = [image_latent, conditioning_latent, latent] if self.uses_conditioning_channels else [image_latent, latent]
@@ -313,7 +321,7 @@ class DepthRefiner:
             latent = self.scheduler.step(model_output, timestep, latent).prev_sample
             if on_step is not None:
                 on_step(index + 1, len(timesteps))
-        return latent
+        return latent + conditioning_latent if self.config.predicts_correction else latent
 
     @torch.no_grad()
     def refine(

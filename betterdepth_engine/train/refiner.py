@@ -55,6 +55,10 @@ class RefinerTrainingSettings(RunSettings):
     patch_mask: bool = True
     eta: float = 0.1  # per-patch RMS error allowed between aligned base and target, in [-1, 1] units
     patch_size: int = 0  # 0 = the VAE's downscale factor (one patch = one latent pixel)
+    # Train the U-Net to denoise the correction to the conditioning instead of the target (models/refiner.py,
+    # RefinerConfig.predicts_correction). Starting from a refiner that predicts the target, its output layer is
+    # zeroed, so training starts from "return the conditioning".
+    predict_correction: bool = False
     zero_terminal_snr: bool = True
     high_timestep_fraction: float = 0.0  # share of samples drawn at t = 999 (1-step inference starts there)
     sky_as_far: bool = True
@@ -93,7 +97,16 @@ def build_refiner(settings: RefinerTrainingSettings) -> DepthRefiner:
         refiner = DepthRefiner(vae, unet, scheduler, embedding, RefinerConfig(vae_class=vae_class.__name__))
     if not settings.conditioning:
         _drop_conditioning_channels(refiner)
+    if settings.predict_correction and not refiner.config.predicts_correction:
+        _start_predicting_corrections(refiner)
     return refiner
+
+
+def _start_predicting_corrections(refiner: DepthRefiner) -> None:
+    """Zero the U-Net's output layer: its first prediction is "no correction", i.e. the conditioning itself."""
+    torch.nn.init.zeros_(refiner.unet.conv_out.weight)
+    torch.nn.init.zeros_(refiner.unet.conv_out.bias)
+    refiner.config.predicts_correction = True
 
 
 def _drop_conditioning_channels(refiner: DepthRefiner) -> None:
@@ -192,6 +205,9 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     """Train (or resume) and export the refiner to OUTPUT_DIR/refiner; returns that folder."""
     from diffusers.training_utils import EMAModel
 
+    if settings.predict_correction and not settings.conditioning:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--predict-correction needs the conditioning input.",
+                               "Drop --no-conditioning, or --predict-correction.")
     device = training_device(settings)
     # Models first: a wrong path or name fails before a run folder with those settings exists.
     bases = training_bases(settings, device)
@@ -254,6 +270,8 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
                     settings, base_disparity.to(device), target, supervised, factor)
                 latents = refiner.encode(torch.cat([image, conditioning.repeat(1, 3, 1, 1), target.repeat(1, 3, 1, 1)]))
             image_latent, conditioning_latent, target_latent = latents.chunk(3)
+            if refiner.config.predicts_correction:
+                target_latent = target_latent - conditioning_latent
             timesteps = sample_timesteps(settings, image.shape[0], generator, len(alphas_cumprod)).to(device)
             noise = torch.randn(target_latent.shape, generator=generator).to(device)
             noisy, velocity = objectives.v_prediction_target(target_latent, noise, alphas_cumprod[timesteps])
@@ -299,6 +317,7 @@ def export_refiner(refiner: DepthRefiner, ema, settings: RefinerTrainingSettings
     exported = DepthRefiner(refiner.vae.cpu(), unet, refiner.scheduler, refiner.empty_prompt_embedding.cpu(),
                             RefinerConfig(
                                 default_processing_resolution=max(settings.height, settings.width),
+                                predicts_correction=refiner.config.predicts_correction,
                                 description=f"BetterDepth refiner trained by `betterdepth train refiner` "
                                             f"({settings.steps} steps, base {describe_bases(settings)})",
                             ))

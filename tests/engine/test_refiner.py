@@ -81,6 +81,31 @@ def test_unet_input_is_image_then_conditioning_then_noisy_latent(refiner):
     assert torch.allclose(unet_input[:, 8:], noise)  # pure noise at t = 999 with strength 1
 
 
+@pytest.mark.parametrize(("steps", "strength"), [(1, 1.0), (4, 1.0), (4, 0.5)])
+def test_a_correction_refiner_adds_its_correction_to_the_conditioning(refiner, tmp_path, steps, strength):
+    """predicts_correction: the U-Net denoises a correction to the conditioning latent. Without noise, a U-Net
+    that predicts v = 0 denoises a zero correction, so the result is the conditioning latent itself, at any
+    number of steps and strength; a refiner of the target with the same U-Net would not."""
+    image, conditioning = _inputs()
+    with torch.no_grad():
+        image_latent, conditioning_latent = refiner.encode(image), refiner.encode_depth(conditioning)
+    no_noise = torch.zeros_like(conditioning_latent)
+    refiner.config.predicts_correction = True
+    refiner.save_pretrained(tmp_path / "correction")
+    refiner = DepthRefiner.from_pretrained(tmp_path / "correction")
+    assert refiner.config.predicts_correction
+    with torch.no_grad():
+        corrected = refiner.denoise(image_latent, conditioning_latent, no_noise, steps, strength)
+        torch.nn.init.zeros_(refiner.unet.conv_out.weight)
+        torch.nn.init.zeros_(refiner.unet.conv_out.bias)
+        uncorrected = refiner.denoise(image_latent, conditioning_latent, no_noise, steps, strength)
+        refiner.config.predicts_correction = False
+        target_refiner_result = refiner.denoise(image_latent, conditioning_latent, no_noise, steps, strength)
+    assert not torch.allclose(corrected, conditioning_latent, atol=1e-2)
+    assert torch.equal(uncorrected, conditioning_latent)
+    assert not torch.allclose(target_refiner_result, conditioning_latent, atol=1e-2)
+
+
 def test_downscale_factor_comes_from_the_vae_config():
     from diffusers import AutoencoderKL, AutoencoderTiny
 

@@ -192,6 +192,37 @@ def test_a_second_base_share_outside_0_1_is_refused(tmp_path, trained, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
+def test_refiner_learning_corrections_starts_from_the_given_refiner_and_resumes_exactly(tmp_path, trained):
+    """--predict-correction from a refiner of the target: every weight is kept but the output layer, which starts
+    at zero (learning rate 0 keeps it there); the exported refiner predicts corrections, and a run that goes on
+    from it (no flag needed) resumes exactly."""
+    from betterdepth_engine.models.refiner import DepthRefiner
+
+    first = tmp_path / "first"
+    common = ["train", "refiner", "--base", "simulated", "--unet-preset", "tiny", "--crop-size", "32", *SMALL]
+    assert main([*common, "--output-dir", str(first), "--autoencoder", str(trained / "ae" / "autoencoder"),
+                 "--steps", "1"]) == 0
+    converted = tmp_path / "converted"
+    assert main([*common, "--output-dir", str(converted), "--init", str(first / "refiner"), "--predict-correction",
+                 "--learning-rate", "0", "--steps", "1"]) == 0
+    assert DepthRefiner.from_pretrained(converted / "refiner").config.predicts_correction
+    before, after = _weights(first / "refiner" / "unet"), _weights(converted / "refiner" / "unet")
+    zeroed = {"conv_out.weight", "conv_out.bias"}
+    assert all(torch.equal(before[name], after[name]) for name in before if name not in zeroed)
+    assert all(torch.count_nonzero(after[name]) == 0 for name in zeroed)
+    _assert_refiner_resumes_exactly([*common, "--init", str(converted / "refiner")], tmp_path, steps=3)
+    assert DepthRefiner.from_pretrained(tmp_path / "straight" / "refiner").config.predicts_correction
+
+
+def test_learning_corrections_without_conditioning_is_refused(tmp_path, trained, capsys):
+    assert main(["train", "refiner", "--output-dir", str(tmp_path / "run"), "--autoencoder",
+                 str(trained / "ae" / "autoencoder"), "--predict-correction", "--no-conditioning",
+                 "--unet-preset", "tiny", "--steps", "1", *SMALL]) == 2
+    assert "--predict-correction needs the conditioning input" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_run_resumes_when_the_trainer_gained_a_setting_since(tmp_path, trained):
     """A run folder written before a setting existed: the setting reads as its default, not as a change."""
     import shutil
