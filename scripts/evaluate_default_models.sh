@@ -14,8 +14,12 @@ RESULTS=${2:-build/results}
 BD=".venv/bin/betterdepth"
 PY=".venv/bin/python"
 SCENES=${SCENES:-100}
-# Every refiner runs with the shipped refiner's inference defaults (4 steps at 384 px), so rows compare.
-EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q --steps 4 --processing-resolution 384)
+# The shipped refiner runs at its own defaults (1 step at 384 px). Every refiner of the target (the paper's form;
+# the one shipped until 2026-11-22 and those of the ablation and probes) runs at the defaults chosen for the
+# one shipped: 4 steps at 384 px (options given later override these).
+EVAL=(eval --synthetic "$SCENES" --contact-sheet-rows 6 -q)
+TARGET=(--steps 4 --processing-resolution 384)
+TARGET_REFINER=(--refiner "$RUNS/export-target/refiner")
 evaluate() {  # evaluate NAME [eval options...]
     local name=$1
     shift
@@ -27,18 +31,30 @@ round_trip() {  # round_trip NAME [autoencoder_round_trip.py options...]: the U-
     [ -f "$RESULTS/$name/metrics.json" ] || $PY scripts/autoencoder_round_trip.py "$RESULTS/$name" "$@"
 }
 
-# The refiner's inference defaults, chosen on validation scenes 100-299 (the first 100 are the ones reported):
-# denoising steps x processing resolution (later options override EVAL's).
+# The refiners' inference defaults, chosen on validation scenes 100-299 (the first 100 are the ones reported):
+# denoising steps x processing resolution. The target refiner's:
 for setting in "2 256" "4 256" "4 320" "4 384" "4 448" "8 384"; do
     read -r steps resolution <<< "$setting"
-    evaluate "select-${steps}-steps-${resolution}px" --synthetic 300 --steps "$steps" --processing-resolution "$resolution"
+    evaluate "select-${steps}-steps-${resolution}px" --synthetic 300 "${TARGET_REFINER[@]}" --steps "$steps" \
+        --processing-resolution "$resolution"
 done
-evaluate select-4-steps-384px-3-members --synthetic 300 --ensemble-size 3
+evaluate select-4-steps-384px-3-members --synthetic 300 "${TARGET_REFINER[@]}" "${TARGET[@]}" --ensemble-size 3
+# The shipped (correction) refiner's, and those of the first of its two runs.
+for setting in "1 256" "1 384" "2 384" "4 384"; do
+    read -r steps resolution <<< "$setting"
+    evaluate "select-correction-${steps}-steps-${resolution}px" --synthetic 300 --steps "$steps" \
+        --processing-resolution "$resolution"
+    evaluate "select-correction-first-${steps}-steps-${resolution}px" --synthetic 300 --steps "$steps" \
+        --processing-resolution "$resolution" --refiner "$RUNS/export-correction/refiner"
+done
 # Control: the shipped base through the refiner's autoencoder alone, the U-Net left out (the decoder's share).
 round_trip select-autoencoder-round-trip --scenes 300
 
-# The shipped base and refiner; and the shipped refiner on the kind of base it was trained with.
+# The shipped base and refiner; the target refiner shipped before; the shipped refiner on the simulated blurry
+# base (at its defaults, and at the 256 px scale of the scenes it was trained on).
 evaluate "default"
+evaluate "target-refiner" "${TARGET_REFINER[@]}" "${TARGET[@]}"
+evaluate "target-refiner-2-steps-256px" "${TARGET_REFINER[@]}" --steps 2 --processing-resolution 256
 # How the shipped base came about: the base shipped before (5600 steps) at the 192 px it was shipped with, and
 # at the 128 px it was trained at; the shipped one is it fine-tuned (train_default_models.sh).
 if [ ! -d "$RUNS/base-5600-at-128px" ]; then
@@ -48,23 +64,31 @@ if [ ! -d "$RUNS/base-5600-at-128px" ]; then
 fi
 evaluate "base-5600" --base "$RUNS/base/base"
 evaluate "base-5600-at-128px" --base "$RUNS/base-5600-at-128px"
-evaluate "default-2-steps-256px" --steps 2 --processing-resolution 256  # the defaults shipped before
 evaluate "simulated-blurry" --base simulated:blurry
+evaluate "simulated-blurry-256px" --base simulated:blurry --processing-resolution 256
+# How the shipped refiner came about: the first of its two runs, at 1 step (its defaults) on both bases.
+for base in default simulated:blurry; do
+    evaluate "correction-first-on-${base#simulated:}" --base "$base" --refiner "$RUNS/export-correction/refiner"
+done
 # The same control on the reported scenes, for the shipped base and the simulated blurry one.
 round_trip autoencoder-round-trip --scenes "$SCENES"
 round_trip autoencoder-round-trip-blurry --scenes "$SCENES" --base simulated:blurry
-# The refiner was trained on 128 px crops of 256 px scenes: on the blurry base, the settings nearer that scale.
-evaluate "simulated-blurry-2-steps-256px" --base simulated:blurry --steps 2 --processing-resolution 256
-evaluate "simulated-blurry-4-steps-256px" --base simulated:blurry --steps 4 --processing-resolution 256
-# The shipped refiner fine-tuned at the 384 px scale it runs at, on both bases.
-evaluate "at-384-on-blurry" --base simulated:blurry --refiner "$RUNS/export-at-384/refiner"
-evaluate "at-384-on-default" --refiner "$RUNS/export-at-384/refiner"
-# How the shipped refiner came about: the refiner trained against the blurry simulated base, then fine-tuned
-# against the varied one, both with the autoencoder's original decoder (the shipped refiner adds the
+# The target refiner on the blurry base; it was trained on 128 px crops of 256 px scenes: also the settings
+# nearer that scale.
+evaluate "target-refiner-on-blurry" --base simulated:blurry "${TARGET_REFINER[@]}" "${TARGET[@]}"
+evaluate "target-refiner-on-blurry-2-steps-256px" --base simulated:blurry "${TARGET_REFINER[@]}" --steps 2 \
+    --processing-resolution 256
+evaluate "target-refiner-on-blurry-4-steps-256px" --base simulated:blurry "${TARGET_REFINER[@]}" --steps 4 \
+    --processing-resolution 256
+# The target refiner fine-tuned at the 384 px scale it runs at, on both bases.
+evaluate "at-384-on-blurry" --base simulated:blurry --refiner "$RUNS/export-at-384/refiner" "${TARGET[@]}"
+evaluate "at-384-on-default" --refiner "$RUNS/export-at-384/refiner" "${TARGET[@]}"
+# How the target refiner came about: the refiner trained against the blurry simulated base, then fine-tuned
+# against the varied one, both with the autoencoder's original decoder (the target refiner adds the
 # fine-tuned decoder); and what the decoder fine-tuning did to ground truth sent through the autoencoder.
 for refiner in refiner-full refiner-varied; do
     for base in default simulated:blurry; do
-        evaluate "$refiner-on-${base#simulated:}" --base "$base" --refiner "$RUNS/$refiner/refiner"
+        evaluate "$refiner-on-${base#simulated:}" --base "$base" --refiner "$RUNS/$refiner/refiner" "${TARGET[@]}"
     done
 done
 if [ ! -f "$RESULTS/autoencoder_ceiling.md" ]; then  # renamed into place only when complete
@@ -82,26 +106,27 @@ evaluate "plug-and-play-mild" --base simulated:mild
 # (the conditioning they were trained with) and on the shipped base.
 for base in simulated:blurry default; do
     for variant in no-conditioning conditioning-only pre-alignment; do
-        evaluate "ablation-${base#simulated:}-$variant" --base "$base" --refiner "$RUNS/refiner-$variant/refiner"
+        evaluate "ablation-${base#simulated:}-$variant" --base "$base" --refiner "$RUNS/refiner-$variant/refiner" \
+            "${TARGET[@]}"
     done
-    evaluate "ablation-${base#simulated:}-full" --base "$base" --refiner "$RUNS/ablation/refiner-full"
+    evaluate "ablation-${base#simulated:}-full" --base "$base" --refiner "$RUNS/ablation/refiner-full" "${TARGET[@]}"
 done
 # The paper's recipe against a real base (refiner-full fine-tuned with the 3600-step base's predictions as
 # conditioning): on that base, and on the simulated blurry base (does it still add detail to a base whose
 # layout is right?).
-evaluate "base-3600" --base "$RUNS/base-3600" --refiner "$RUNS/refiner-full/refiner"
+evaluate "base-3600" --base "$RUNS/base-3600" --refiner "$RUNS/refiner-full/refiner" "${TARGET[@]}"
 for variant in eta0.1 eta0.4 no-mask; do
     for base in "$RUNS/base-3600" simulated:blurry; do
         evaluate "tuned-$variant-on-$(basename "${base#simulated:}")" --base "$base" \
-            --refiner "$RUNS/refiner-tuned-$variant/refiner"
+            --refiner "$RUNS/refiner-tuned-$variant/refiner" "${TARGET[@]}"
     done
 done
-# The same recipe against the shipped base: the shipped refiner fine-tuned with its predictions, and with
+# The same recipe against the shipped base: the target refiner fine-tuned with its predictions, and with
 # its predictions or the varied simulated base's, half the batches each.
 for base in default simulated:blurry; do
     evaluate "tuned-on-shipped-base-on-${base#simulated:}" --base "$base" \
-        --refiner "$RUNS/export-tuned-on-shipped-base/refiner"
-    evaluate "mixed-on-${base#simulated:}" --base "$base" --refiner "$RUNS/export-mixed/refiner"
+        --refiner "$RUNS/export-tuned-on-shipped-base/refiner" "${TARGET[@]}"
+    evaluate "mixed-on-${base#simulated:}" --base "$base" --refiner "$RUNS/export-mixed/refiner" "${TARGET[@]}"
 done
 
 # docs/results.md's contact sheets, as JPEGs.

@@ -17,10 +17,15 @@ from betterdepth_engine.eval.report import TABLE_COLUMNS, markdown_table
 
 ABLATION = [("no conditioning", "no-conditioning"), ("conditioning only", "conditioning-only"),
             ("+ global pre-alignment", "pre-alignment"), ("+ local patch masking (full)", "full")]
-# The refiner's inference defaults, chosen on validation scenes 100-299: (label, results folder).
-SELECTION = [(f"{steps} steps at {resolution} px", f"select-{steps}-steps-{resolution}px")
-             for steps, resolution in ((2, 256), (4, 256), (4, 320), (4, 384), (4, 448), (8, 384))]
-SELECTION.append(("4 steps at 384 px, 3 ensemble members", "select-4-steps-384px-3-members"))
+# The refiners' inference defaults, chosen on validation scenes 100-299: (label, results folder).
+CORRECTION_SETTINGS = ((1, 256), (1, 384), (2, 384), (4, 384))
+SELECTION = [(f"shipped refiner, {steps} step{'s' * (steps > 1)} at {resolution} px",
+              f"select-correction-{steps}-steps-{resolution}px") for steps, resolution in CORRECTION_SETTINGS]
+SELECTION += [(f"its first run (3000 steps), {steps} step{'s' * (steps > 1)} at {resolution} px",
+               f"select-correction-first-{steps}-steps-{resolution}px") for steps, resolution in CORRECTION_SETTINGS]
+SELECTION += [(f"target refiner, {steps} steps at {resolution} px", f"select-{steps}-steps-{resolution}px")
+              for steps, resolution in ((2, 256), (4, 256), (4, 320), (4, 384), (4, 448), (8, 384))]
+SELECTION.append(("target refiner, 4 steps at 384 px, 3 ensemble members", "select-4-steps-384px-3-members"))
 FINE_TUNED = [("fine-tuned, patch mask eta = 0.1 (paper)", "eta0.1"), ("fine-tuned, eta = 0.4", "eta0.4"),
               ("fine-tuned, no patch mask", "no-mask")]
 
@@ -40,21 +45,49 @@ def selection_metrics(results: Path, name: str, first_scene: int = 100) -> dict[
             for variant in ("base", "refined")}
 
 
+def paired_differences(results: Path, name: str, first_scene: int, last_scene: int) -> list[str]:
+    """Markdown rows: per metric, refined minus base over the scenes [first_scene, last_scene), as the mean
+    with a 95 % bootstrap interval (2000 resamplings of scenes, seed 0) and the share of scenes it made worse."""
+    per_scene: dict[str, dict[str, dict]] = {}
+    for row in csv.DictReader((results / name / "per_image.csv").open()):
+        if first_scene <= int(row["name"].split("_")[1]) < last_scene:
+            per_scene.setdefault(row["name"], {})[row["variant"]] = row
+    generator = np.random.default_rng(0)
+    rows = []
+    for key, header, factor, decimals in TABLE_COLUMNS:
+        differences = np.array([float(pair["refined"][key] or "nan") - float(pair["base"][key] or "nan")
+                                for pair in per_scene.values()])
+        differences = differences[np.isfinite(differences)] * factor
+        means = generator.choice(differences, (2000, len(differences))).mean(axis=1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        worse = differences > 0 if key in ("abs_rel", "dbe_accuracy", "dbe_completeness") else differences < 0
+        rows.append(f"| {header} | {differences.mean():+.{decimals}f} | [{low:+.{decimals}f}, {high:+.{decimals}f}] "
+                    f"| {worse.sum()} of {len(differences)} |")
+    return rows
+
+
 def main() -> None:
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "build/results")
-    default = metrics(results, "default")
+    default, target = metrics(results, "default"), metrics(results, "target-refiner")
     print("## Shipped base vs. shipped refiner\n")
     print(markdown_table({
         "base (shipped SmallDepthNet)": default["base"],
-        "+ refiner (4 steps at 384 px: its defaults)": default["refined"],
-        "+ refiner, 2 steps at 256 px (the defaults shipped before)":
-            metrics(results, "default-2-steps-256px")["refined"],
+        "+ refiner (1 step at 384 px: its defaults)": default["refined"],
+        "+ target refiner (shipped until 2026-11-22), 4 steps at 384 px": target["refined"],
+        "+ target refiner, 2 steps at 256 px (its defaults before that)":
+            metrics(results, "target-refiner-2-steps-256px")["refined"],
         "control: base through the refiner's autoencoder alone (no U-Net), 384 px":
             metrics(results, "autoencoder-round-trip")["refined"],
     }))
+    print("\n## Shipped refiner minus shipped base, per scene\n")
+    print("| | scenes 0-99: mean | 95 % interval | worse | scenes 100-299: mean | 95 % interval | worse |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for reported, selection in zip(paired_differences(results, "default", 0, 100),
+                                   paired_differences(results, "select-correction-1-steps-384px", 100, 300)):
+        print(reported + selection.split("|", 2)[2])
     print("\n## Choosing the refiner's inference defaults (validation scenes 100-299)\n")
     rows = {"shipped base": selection_metrics(results, SELECTION[0][1])["base"]}
-    rows.update({f"+ refiner, {label}": selection_metrics(results, name)["refined"] for label, name in SELECTION})
+    rows.update({f"+ {label}": selection_metrics(results, name)["refined"] for label, name in SELECTION})
     rows["control: base through the autoencoder alone (no U-Net), 384 px"] = \
         selection_metrics(results, "select-autoencoder-round-trip")["refined"]
     print(markdown_table(rows))
@@ -67,32 +100,42 @@ def main() -> None:
         rows[label] = scores["base"]
         rows[f"{label} + refiner"] = scores["refined"]
     print(markdown_table(rows))
-    blurry = metrics(results, "simulated-blurry")
-    print("\n## The shipped refiner on the kind of base it was trained with (simulated blurry)\n")
+    blurry, target_on_blurry = metrics(results, "simulated-blurry"), metrics(results, "target-refiner-on-blurry")
+    print("\n## The refiners on the simulated blurry base (the kind the target refiner was trained with)\n")
     print(markdown_table({
         "simulated blurry base": blurry["base"],
-        "+ refiner (4 steps at 384 px: its defaults)": blurry["refined"],
-        "+ refiner, 4 steps at 256 px": metrics(results, "simulated-blurry-4-steps-256px")["refined"],
-        "+ refiner, 2 steps at 256 px (the defaults shipped before)":
-            metrics(results, "simulated-blurry-2-steps-256px")["refined"],
+        "+ shipped refiner (1 step at 384 px: its defaults)": blurry["refined"],
+        "+ shipped refiner, 1 step at 256 px": metrics(results, "simulated-blurry-256px")["refined"],
+        "+ target refiner, 4 steps at 384 px": target_on_blurry["refined"],
+        "+ target refiner, 4 steps at 256 px": metrics(results, "target-refiner-on-blurry-4-steps-256px")["refined"],
+        "+ target refiner, 2 steps at 256 px": metrics(results, "target-refiner-on-blurry-2-steps-256px")["refined"],
         "control: base through the refiner's autoencoder alone (no U-Net), 384 px":
             metrics(results, "autoencoder-round-trip-blurry")["refined"],
     }))
-    print("\n## The shipped refiner fine-tuned at the scale it runs at (1500 steps on 384 px scenes)\n")
+    print("\n## The target refiner fine-tuned at the scale it runs at (1500 steps on 384 px scenes)\n")
     print(markdown_table({
-        "shipped base": default["base"], "+ shipped refiner": default["refined"],
-        "+ refiner fine-tuned at 384 px": metrics(results, "at-384-on-default")["refined"],
-        "simulated blurry base": blurry["base"], "+ shipped refiner (384 px)": blurry["refined"],
-        "+ refiner fine-tuned at 384 px (run at 384 px)": metrics(results, "at-384-on-blurry")["refined"],
+        "shipped base": default["base"], "+ target refiner": target["refined"],
+        "+ target refiner fine-tuned at 384 px": metrics(results, "at-384-on-default")["refined"],
+        "simulated blurry base": blurry["base"], "+ target refiner (384 px)": target_on_blurry["refined"],
+        "+ target refiner fine-tuned at 384 px (run at 384 px)": metrics(results, "at-384-on-blurry")["refined"],
     }))
     for base, title in (("default", "the shipped base"), ("blurry", "the simulated blurry base")):
-        print(f"\n## How the shipped refiner came about, on {title}\n")
+        print(f"\n## How the target refiner came about, on {title}\n")
         print(markdown_table({
             "base alone": metrics(results, f"refiner-full-on-{base}")["base"],
             "refiner trained against the blurry simulated base (shipped before)":
                 metrics(results, f"refiner-full-on-{base}")["refined"],
             "+ fine-tuned against the varied simulated base": metrics(results, f"refiner-varied-on-{base}")["refined"],
-            "+ fine-tuned decoder (shipped)": (default if base == "default" else blurry)["refined"],
+            "+ fine-tuned decoder (the target refiner)": (target if base == "default" else target_on_blurry)["refined"],
+        }))
+    for base, title in (("default", "the shipped base"), ("blurry", "the simulated blurry base")):
+        print(f"\n## How the shipped refiner came about, on {title} (4 steps, then 1 step, at 384 px)\n")
+        print(markdown_table({
+            "base alone": metrics(results, f"correction-first-on-{base}")["base"],
+            "the target refiner": (target if base == "default" else target_on_blurry)["refined"],
+            "converted to predict corrections, 3000 steps against both bases":
+                metrics(results, f"correction-first-on-{base}")["refined"],
+            "+ 3000 more steps, half at t = 999 (shipped)": (default if base == "default" else blurry)["refined"],
         }))
     print("\n## Plug-and-play: the same refiner on other bases\n")
     rows = {}
@@ -115,11 +158,12 @@ def main() -> None:
                                                              else "refiner-full-on-blurry")["refined"]}
         rows.update({label: metrics(results, f"tuned-{name}-on-{base}")["refined"] for label, name in FINE_TUNED})
         print(markdown_table(rows))
-    print("\n## The shipped refiner fine-tuned against the shipped base (eta = 0.1), alone or mixed\n")
+    print("\n## The target refiner fine-tuned against the shipped base (eta = 0.1), alone or mixed\n")
     rows = {}
-    for label, base, shipped in (("shipped base", "default", default), ("simulated blurry base", "blurry", blurry)):
+    for label, base, before in (("shipped base", "default", target), ("simulated blurry base", "blurry",
+                                                                        target_on_blurry)):
         tuned = metrics(results, f"tuned-on-shipped-base-on-{base}")
-        rows.update({label: tuned["base"], f"{label} + shipped refiner": shipped["refined"],
+        rows.update({label: tuned["base"], f"{label} + target refiner": before["refined"],
                      f"{label} + refiner fine-tuned against the shipped base": tuned["refined"],
                      f"{label} + refiner fine-tuned against it and the varied simulated base":
                          metrics(results, f"mixed-on-{base}")["refined"]})

@@ -74,13 +74,33 @@ $BD train refiner --output-dir "$RUNS/refiner-varied" --init "$RUNS/refiner-full
     --steps 3600 --cooldown-steps 600 --batch-size 8 --crop-size 128 --learning-rate 2e-4 \
     --high-timestep-fraction 0.2 "${CACHE[@]}" "${COMMON[@]}"
 # Sharper depth maps from the same latent space: the autoencoder's decoder fine-tuned on depth maps, its encoder
-# frozen (every refiner above stays valid). Export the shipped models with it, with the refiner's inference
-# defaults chosen on validation scenes 100-299 (evaluate_default_models.sh, "select-*"): 4 steps at 384 px.
+# frozen (every refiner above stays valid). The refiner shipped until 2026-11-22 is that run with it, at the
+# inference defaults chosen for it on validation scenes 100-299 (evaluate_default_models.sh, "select-*"): 4
+# steps at 384 px; it denoises the target, the paper's form ("the target refiner" in docs/results.md).
 $BD train autoencoder --output-dir "$RUNS/autoencoder-decoder" --fine-tune-decoder "$RUNS/autoencoder/autoencoder" \
     --steps 3000 --cooldown-steps 600 --batch-size 16 --crop-size 128 --learning-rate 5e-4 "${CACHE[@]}" \
     "${COMMON[@]}"
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-varied" \
     --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
+    --output "$RUNS/export-target"
+
+# The shipped refiner: refiner-varied converted to denoise the correction to its conditioning latent
+# (--predict-correction zeroes its output layer, so it starts from "return the base"), fine-tuned 3000 steps
+# against the shipped base or the varied simulated base (half the batches each), then 3000 more with half the
+# samples at t = 999, where its 1-step inference starts. Exported with the fine-tuned decoder, at the
+# inference defaults chosen on validation scenes 100-299 ("select-correction-*"): 1 step at 384 px.
+CORRECTION=(--base "$RUNS/base-continued/base" --second-base simulated:varied --second-base-share 0.5 --steps 3000
+            --cooldown-steps 600 --batch-size 8 --crop-size 128 --learning-rate 2e-4 --eta 0.1 "${CACHE[@]}"
+            "${COMMON[@]}")
+$BD train refiner --output-dir "$RUNS/refiner-correction" --init "$RUNS/refiner-varied/refiner" --predict-correction \
+    --high-timestep-fraction 0.2 "${CORRECTION[@]}"
+$PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-correction" \
+    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 1 --processing-resolution 384 \
+    --output "$RUNS/export-correction"
+$BD train refiner --output-dir "$RUNS/refiner-correction-2" --init "$RUNS/refiner-correction/refiner" \
+    --high-timestep-fraction 0.5 "${CORRECTION[@]}"
+$PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-correction-2" \
+    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 1 --processing-resolution 384 \
     --output betterdepth_engine/weights
 
 # The paper's recipe against a real base: refiner-full fine-tuned with the 3600-step base's predictions
