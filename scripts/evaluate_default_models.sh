@@ -55,6 +55,7 @@ round_trip select-autoencoder-round-trip --scenes 300
 evaluate "default"
 evaluate "target-refiner" "${TARGET_REFINER[@]}" "${TARGET[@]}"
 evaluate "target-refiner-2-steps-256px" "${TARGET_REFINER[@]}" --steps 2 --processing-resolution 256
+evaluate "target-refiner-1-step" "${TARGET_REFINER[@]}" --steps 1 --processing-resolution 384
 # How the shipped base came about: the base shipped before (5600 steps) at the 192 px it was shipped with, and
 # at the 128 px it was trained at; the shipped one is it fine-tuned (train_default_models.sh).
 if [ ! -d "$RUNS/base-5600-at-128px" ]; then

@@ -76,15 +76,19 @@ def main() -> None:
         "+ target refiner (shipped until 2026-11-22), 4 steps at 384 px": target["refined"],
         "+ target refiner, 2 steps at 256 px (its defaults before that)":
             metrics(results, "target-refiner-2-steps-256px")["refined"],
+        "+ target refiner, 1 step at 384 px": metrics(results, "target-refiner-1-step")["refined"],
         "control: base through the refiner's autoencoder alone (no U-Net), 384 px":
             metrics(results, "autoencoder-round-trip")["refined"],
     }))
-    print("\n## Shipped refiner minus shipped base, per scene\n")
-    print("| | scenes 0-99: mean | 95 % interval | worse | scenes 100-299: mean | 95 % interval | worse |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for reported, selection in zip(paired_differences(results, "default", 0, 100),
-                                   paired_differences(results, "select-correction-1-steps-384px", 100, 300)):
-        print(reported + selection.split("|", 2)[2])
+    for title, reported_name, selection_name in (
+            ("Shipped refiner", "default", "select-correction-1-steps-384px"),
+            ("Target refiner (4 steps at 384 px)", "target-refiner", "select-4-steps-384px")):
+        print(f"\n## {title} minus shipped base, per scene\n")
+        print("| | scenes 0-99: mean | 95 % interval | worse | scenes 100-299: mean | 95 % interval | worse |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for reported, selection in zip(paired_differences(results, reported_name, 0, 100),
+                                       paired_differences(results, selection_name, 100, 300)):
+            print(reported + selection.split("|", 2)[2])
     print("\n## Choosing the refiner's inference defaults (validation scenes 100-299)\n")
     rows = {"shipped base": selection_metrics(results, SELECTION[0][1])["base"]}
     rows.update({f"+ {label}": selection_metrics(results, name)["refined"] for label, name in SELECTION})
@@ -146,6 +150,15 @@ def main() -> None:
         rows[label] = scores["base"]
         rows[f"{label} + refiner"] = scores["refined"]
     print(markdown_table(rows))
+    print("\n## Plug-and-play, refined minus base per scene (mean [95 % interval])\n")
+    print("| | " + " | ".join(header for _, header, _, _ in TABLE_COLUMNS) + " |")
+    print("|---|" + "---:|" * len(TABLE_COLUMNS))
+    for label, name in (("base shipped before (5600 steps, 192 px)", "base-5600"),
+                        ("third base (700 steps)", "plug-and-play-base-700"),
+                        ("simulated blurry base, refiner at 256 px", "simulated-blurry-256px"),
+                        ("simulated mild base", "plug-and-play-mild")):
+        cells = [" ".join(row.split(" | ")[1:3]) for row in paired_differences(results, name, 0, 100)]
+        print(f"| {label} | " + " | ".join(cells) + " |")
     for base, title in (("blurry", "the simulated blurry base"), ("default", "the shipped base")):
         print(f"\n## Ablation (equal training budgets), on {title}\n")
         rows = {"base alone": metrics(results, f"ablation-{base}-full")["base"]}
