@@ -2,7 +2,7 @@
 # Reproduce the shipped default models (betterdepth_engine/weights) and the ablation runs of docs/results.md,
 # on a CPU, from nothing. Every step is resumable: rerun the script after an interruption.
 #
-#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 8 h on 2 CPU cores)
+#   bash scripts/train_default_models.sh [RUNS_DIR]      (default build/runs; about 9 h on 2 CPU cores)
 #
 # Then: bash scripts/evaluate_default_models.sh RUNS_DIR  (docs/results.md's numbers)
 set -euo pipefail
@@ -105,7 +105,7 @@ $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$R
 
 # The paper's recipe against a real base: refiner-full fine-tuned with the 3600-step base's predictions
 # as conditioning, 1500 steps each with the patch mask at the paper's eta = 0.1 (keeps about 37 % of patches
-# with this base), at eta = 0.4 (about 80 %) and without it. docs/results.md, section 6, compares them. (The
+# with this base), at eta = 0.4 (about 80 %) and without it. docs/results.md, section 7, compares them. (The
 # runs behind docs/results.md named that base by the path it was shipped at: the same fp16 file.)
 TUNED=(--init "$RUNS/refiner-full/refiner" --base "$RUNS/base-3600" --batch-size 8
        --crop-size 128 --learning-rate 2e-4 "${CACHE[@]}" "${COMMON[@]}")
@@ -115,7 +115,7 @@ $BD train refiner --output-dir "$RUNS/refiner-tuned-eta0.4" --steps "$FINE_TUNE_
 $BD train refiner --output-dir "$RUNS/refiner-tuned-no-mask" --steps "$FINE_TUNE_STEPS" "${TUNED[@]}" \
     --no-patch-mask
 
-# The paper's recipe against the shipped base (docs/results.md, section 6): the shipped refiner fine-tuned for
+# The paper's recipe against the shipped base (docs/results.md, section 7): the target refiner fine-tuned for
 # 1500 steps with that base's predictions as conditioning, eta = 0.1 (keeps about 55 % of patches), exported
 # with the shipped decoder next to the shipped models (not shipped itself).
 $BD train refiner --output-dir "$RUNS/refiner-on-base-continued" --init "$RUNS/refiner-varied/refiner" \
@@ -126,7 +126,7 @@ $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$R
     --output "$RUNS/export-tuned-on-shipped-base"
 
 # The same, with half the batches conditioned by the varied simulated base instead (--second-base), so that
-# the refiner keeps seeing conditioning whose edges are right (docs/results.md, section 6; not shipped).
+# the refiner keeps seeing conditioning whose edges are right (docs/results.md, section 7; not shipped).
 $BD train refiner --output-dir "$RUNS/refiner-mixed" --init "$RUNS/refiner-varied/refiner" \
     --base "$RUNS/base-continued/base" --second-base simulated:varied --second-base-share 0.5 --steps 1500 \
     --cooldown-steps 300 --batch-size 8 --crop-size 128 --learning-rate 2e-4 --high-timestep-fraction 0.2 \
@@ -135,7 +135,7 @@ $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$R
     --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
     --output "$RUNS/export-mixed"
 
-# The shipped refiner at the scale it runs at: fine-tuned against the varied simulated base on 128 px crops of
+# The target refiner at the scale it runs at: fine-tuned against the varied simulated base on 128 px crops of
 # 384 px scenes (its default processing resolution; it was trained on 256 px scenes). docs/results.md,
 # section 2; not shipped.
 $PY scripts/cache_synthetic.py --output "$RUNS/scenes-384" --count 2048 --size 384
