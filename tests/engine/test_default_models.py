@@ -33,15 +33,28 @@ def test_estimate_uses_the_shipped_models_by_default(tmp_path):
     assert np.corrcoef(refined.ravel(), base.ravel())[0, 1] > 0.8  # ... without losing the layout
 
 
-@pytest.mark.slow
-def test_refiner_sharpens_boundaries_of_held_out_scenes(tmp_path):
-    """On held-out scenes with the kind of base it was trained with (docs/results.md, section 2): sharper
-    boundaries, the layout kept. (On the shipped base it only keeps the layout: that base is too weak.)"""
+def _evaluate_shipped_refiner(output, *options) -> tuple[dict, dict]:
     import json
 
-    assert main(["eval", "--synthetic", "12", "--base", "simulated:blurry", "-q", "-o", str(tmp_path)]) == 0
-    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
-    base, refined = metrics["base"], metrics["refined"]
-    assert refined["boundary_f1"] > 1.2 * base["boundary_f1"]
+    assert main(["eval", "--synthetic", "12", "-q", "-o", str(output), *options]) == 0
+    metrics = json.loads((output / "metrics.json").read_text())["metrics"]
+    return metrics["base"], metrics["refined"]
+
+
+@pytest.mark.slow
+def test_refiner_sharpens_a_blurry_base_without_losing_its_layout(tmp_path):
+    """Held-out scenes, a blurry simulated base, the refiner at 256 px (docs/results.md, section 2): sharper
+    boundaries and better-placed edges, AbsRel and δ1 not worse."""
+    base, refined = _evaluate_shipped_refiner(tmp_path, "--base", "simulated:blurry", "--processing-resolution", "256")
+    assert refined["boundary_f1"] > 1.15 * base["boundary_f1"]
     assert refined["dbe_accuracy"] < base["dbe_accuracy"]
-    assert refined["delta1"] >= base["delta1"] - 0.01 and refined["abs_rel"] <= base["abs_rel"] + 0.015
+    assert refined["delta1"] >= base["delta1"] - 0.005 and refined["abs_rel"] <= base["abs_rel"] + 0.005
+
+
+@pytest.mark.slow
+def test_refiner_keeps_the_shipped_base_layout_at_its_defaults(tmp_path):
+    """The shipped models as a user gets them (docs/results.md, section 1): AbsRel and δ1 held, boundaries
+    not softened. (On 12 scenes the boundary gain is small; section 1 measures it on 100.)"""
+    base, refined = _evaluate_shipped_refiner(tmp_path)
+    assert refined["boundary_f1"] >= base["boundary_f1"]
+    assert refined["delta1"] >= base["delta1"] - 0.003 and refined["abs_rel"] <= base["abs_rel"] + 0.003
