@@ -304,9 +304,14 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
 
 
 def describe_bases(settings: RefinerTrainingSettings) -> str:
+    """The training bases for a model's description: a model folder by its last two path parts (RUN/base),
+    not by a path that only meant something on the training machine."""
+    def name(spec: str) -> str:
+        return "/".join(Path(spec).parts[-2:]) if Path(spec).is_dir() else spec
+
     if not settings.second_base:
-        return settings.base
-    return f"{settings.base}, or {settings.second_base} for {settings.second_base_share:.0%} of batches"
+        return name(settings.base)
+    return f"{name(settings.base)}, or {name(settings.second_base)} for {settings.second_base_share:.0%} of batches"
 
 
 def export_refiner(refiner: DepthRefiner, ema, settings: RefinerTrainingSettings, destination: Path) -> Path:
@@ -319,7 +324,8 @@ def export_refiner(refiner: DepthRefiner, ema, settings: RefinerTrainingSettings
                                 default_processing_resolution=max(settings.height, settings.width),
                                 predicts_correction=refiner.config.predicts_correction,
                                 description=f"BetterDepth refiner trained by `betterdepth train refiner` "
-                                            f"({settings.steps} steps, base {describe_bases(settings)})",
+                                            f"({settings.steps} steps, base {describe_bases(settings)}"
+                                            f"{', predicting corrections' if refiner.config.predicts_correction else ''})",
                             ))
     exported.save_pretrained(destination)
     return destination

@@ -103,6 +103,8 @@ def test_refiner_training_exports_a_refiner_the_pipeline_loads(tmp_path, trained
                  "--base", str(trained / "base" / "base"), "--unet-preset", "tiny", "--steps", "2", *SMALL]) == 0
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert len(log) == 2 and all(0.0 <= entry["kept_patches"] <= 1.0 for entry in log)
+    description = json.loads((run / "refiner" / "betterdepth_refiner.json").read_text())["description"]
+    assert description.endswith("(2 steps, base base/base)")  # the base's run folder, not this machine's path
     out = tmp_path / "out"
     assert main(["estimate", str(photo_path), "-o", str(out), "--base", str(trained / "base" / "base"),
                  "--refiner", str(run / "refiner"), "-q"]) == 0
@@ -206,7 +208,8 @@ def test_refiner_learning_corrections_starts_from_the_given_refiner_and_resumes_
     converted = tmp_path / "converted"
     assert main([*common, "--output-dir", str(converted), "--init", str(first / "refiner"), "--predict-correction",
                  "--learning-rate", "0", "--steps", "1"]) == 0
-    assert DepthRefiner.from_pretrained(converted / "refiner").config.predicts_correction
+    config = DepthRefiner.from_pretrained(converted / "refiner").config
+    assert config.predicts_correction and config.description.endswith("(1 steps, base simulated, predicting corrections)")
     before, after = _weights(first / "refiner" / "unet"), _weights(converted / "refiner" / "unet")
     zeroed = {"conv_out.weight", "conv_out.bias"}
     assert all(torch.equal(before[name], after[name]) for name in before if name not in zeroed)
