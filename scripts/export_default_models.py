@@ -1,7 +1,7 @@
 """Copy trained models into the package as the shipped defaults: fp16 weights, plus the runs' provenance.
 
-    python scripts/export_default_models.py --base RUNS/base --refiner RUNS/refiner-varied \
-        --decoder RUNS/autoencoder-decoder --denoising-steps 4 --processing-resolution 384 \
+    python scripts/export_default_models.py --base RUNS/base-continued --refiner RUNS/refiner-correction-2 \
+        --decoder RUNS/autoencoder-decoder --denoising-steps 1 --processing-resolution 384 \
         --output betterdepth_engine/weights
 
 --base and --refiner are run folders of `betterdepth train base|refiner` (the refiner's folder already

@@ -9,6 +9,7 @@ import csv
 import json
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,34 +37,54 @@ def metrics(results: Path, name: str) -> dict[str, dict[str, float]]:
             for variant, values in summary.items()}
 
 
+LOWER_IS_BETTER = {"abs_rel", "dbe_accuracy", "dbe_completeness"}
+
+
+@dataclass
+class PairedDifference:
+    """Refined minus base over scenes, in the table's units: mean, 95 % bootstrap interval, scenes made worse."""
+
+    mean: float
+    low: float
+    high: float
+    worse: int
+    scenes: int
+
+
+def per_scene_rows(results: Path, name: str, first_scene: int, last_scene: float = math.inf) -> list[dict]:
+    """The rows of an evaluation's per_image.csv for the scenes numbered [first_scene, last_scene)."""
+    return [row for row in csv.DictReader((results / name / "per_image.csv").open())
+            if first_scene <= int(row["name"].split("_")[1]) < last_scene]
+
+
 def selection_metrics(results: Path, name: str, first_scene: int = 100) -> dict[str, dict[str, float]]:
-    """Per-variant means over the scenes numbered first_scene and up (per_image.csv), NaNs left out."""
-    rows = [row for row in csv.DictReader((results / name / "per_image.csv").open())
-            if int(row["name"].split("_")[1]) >= first_scene]
+    """Per-variant means over the scenes numbered first_scene and up, NaNs left out."""
+    rows = per_scene_rows(results, name, first_scene)
     return {variant: {key: float(np.nanmean([float(row[key] or "nan") for row in rows if row["variant"] == variant]))
                       for key, *_ in TABLE_COLUMNS}
             for variant in ("base", "refined")}
 
 
-def paired_differences(results: Path, name: str, first_scene: int, last_scene: int) -> list[str]:
-    """Markdown rows: per metric, refined minus base over the scenes [first_scene, last_scene), as the mean
-    with a 95 % bootstrap interval (2000 resamplings of scenes, seed 0) and the share of scenes it made worse."""
+def paired_differences(results: Path, name: str, first_scene: int, last_scene: int) -> dict[str, PairedDifference]:
+    """Per metric, refined minus base over the scenes [first_scene, last_scene); the interval from 2000
+    resamplings of scenes (seed 0)."""
     per_scene: dict[str, dict[str, dict]] = {}
-    for row in csv.DictReader((results / name / "per_image.csv").open()):
-        if first_scene <= int(row["name"].split("_")[1]) < last_scene:
-            per_scene.setdefault(row["name"], {})[row["variant"]] = row
+    for row in per_scene_rows(results, name, first_scene, last_scene):
+        per_scene.setdefault(row["name"], {})[row["variant"]] = row
     generator = np.random.default_rng(0)
-    rows = []
-    for key, header, factor, decimals in TABLE_COLUMNS:
+    differences_by_metric = {}
+    for key, _, factor, _ in TABLE_COLUMNS:
         differences = np.array([float(pair["refined"][key] or "nan") - float(pair["base"][key] or "nan")
                                 for pair in per_scene.values()])
         differences = differences[np.isfinite(differences)] * factor
-        means = generator.choice(differences, (2000, len(differences))).mean(axis=1)
-        low, high = np.percentile(means, [2.5, 97.5])
-        worse = differences > 0 if key in ("abs_rel", "dbe_accuracy", "dbe_completeness") else differences < 0
-        rows.append(f"| {header} | {differences.mean():+.{decimals}f} | [{low:+.{decimals}f}, {high:+.{decimals}f}] "
-                    f"| {worse.sum()} of {len(differences)} |")
-    return rows
+        low, high = np.percentile(generator.choice(differences, (2000, len(differences))).mean(axis=1), [2.5, 97.5])
+        worse = differences > 0 if key in LOWER_IS_BETTER else differences < 0
+        differences_by_metric[key] = PairedDifference(differences.mean(), low, high, int(worse.sum()), len(differences))
+    return differences_by_metric
+
+
+def mean_and_interval(difference: PairedDifference, decimals: int) -> tuple[str, str]:
+    return f"{difference.mean:+.{decimals}f}", f"[{difference.low:+.{decimals}f}, {difference.high:+.{decimals}f}]"
 
 
 def main() -> None:
@@ -86,9 +107,12 @@ def main() -> None:
         print(f"\n## {title} minus shipped base, per scene\n")
         print("| | scenes 0-99: mean | 95 % interval | worse | scenes 100-299: mean | 95 % interval | worse |")
         print("|---|---:|---:|---:|---:|---:|---:|")
-        for reported, selection in zip(paired_differences(results, reported_name, 0, 100),
-                                       paired_differences(results, selection_name, 100, 300)):
-            print(reported + selection.split("|", 2)[2])
+        reported = paired_differences(results, reported_name, 0, 100)
+        selection = paired_differences(results, selection_name, 100, 300)
+        for key, header, _, decimals in TABLE_COLUMNS:
+            cells = [cell for differences in (reported, selection) for cell in (
+                *mean_and_interval(differences[key], decimals), f"{differences[key].worse} of {differences[key].scenes}")]
+            print(f"| {header} | " + " | ".join(cells) + " |")
     print("\n## Choosing the refiner's inference defaults (validation scenes 100-299)\n")
     rows = {"shipped base": selection_metrics(results, SELECTION[0][1])["base"]}
     rows.update({f"+ {label}": selection_metrics(results, name)["refined"] for label, name in SELECTION})
@@ -157,7 +181,8 @@ def main() -> None:
                         ("third base (700 steps)", "plug-and-play-base-700"),
                         ("simulated blurry base, refiner at 256 px", "simulated-blurry-256px"),
                         ("simulated mild base", "plug-and-play-mild")):
-        cells = [" ".join(row.split(" | ")[1:3]) for row in paired_differences(results, name, 0, 100)]
+        differences = paired_differences(results, name, 0, 100)
+        cells = [" ".join(mean_and_interval(differences[key], decimals)) for key, _, _, decimals in TABLE_COLUMNS]
         print(f"| {label} | " + " | ".join(cells) + " |")
     for base, title in (("blurry", "the simulated blurry base"), ("default", "the shipped base")):
         print(f"\n## Ablation (equal training budgets), on {title}\n")

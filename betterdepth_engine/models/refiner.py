@@ -308,11 +308,11 @@ class DepthRefiner:
         A correction refiner denoises the correction from noise (or from the noised zero correction) and returns
         the conditioning latent plus that correction."""
         timesteps = self.timesteps(num_steps, strength)
-        # What is denoised: the target latent, or its correction to the conditioning (which starts at zero).
-        start = torch.zeros_like(conditioning_latent) if self.config.predicts_correction else conditioning_latent
         if strength >= 1.0:
             latent = noise * self.scheduler.init_noise_sigma
         else:
+            # What is denoised: the target latent, or its correction to the conditioning (which starts at zero).
+            start = torch.zeros_like(conditioning_latent) if self.config.predicts_correction else conditioning_latent
             latent = self.scheduler.add_noise(start, noise, timesteps[:1])
         prompt = self.empty_prompt_embedding.expand(latent.shape[0], -1, -1)
         for index, timestep in enumerate(timesteps):
