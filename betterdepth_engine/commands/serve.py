@@ -68,7 +68,7 @@ def settings_from_args(args):
     if args.no_token and args.token_file:
         raise refuse("--no-token and --token-file contradict each other.", "Pass one of them.")
     for name, value, minimum in (("--max-queue", args.max_queue, 1), ("--max-upload-mb", args.max_upload_mb, 0.001),
-                                 ("--idle-unload-s", args.idle_unload_s, 0), ("--retention-s", args.retention_s, 0)):
+                                 ("--idle-unload-s", args.idle_unload_s, 0), ("--retention-s", args.retention_s, 1)):
         if value < minimum:
             raise refuse(f"{name} must be at least {minimum}, got {value}.", f"Pass {name} {max(minimum, 1)} or more.")
     if not 0 <= args.port <= 65535:
