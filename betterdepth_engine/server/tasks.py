@@ -186,8 +186,12 @@ def _write_preview(results_dir: Path, disparity: np.ndarray) -> None:
     from betterdepth_engine.fileio import atomic_path
     from betterdepth_engine.visualize import colorize_disparity
 
-    picture = Image.fromarray(colorize_disparity(disparity))
-    picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BILINEAR)
+    # Shrink first (nearest: NaN must not bleed into its neighbours), then colourise only the small map.
+    height, width = disparity.shape
+    scale = min(1.0, PREVIEW_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(disparity.astype(np.float32)).resize(size, Image.Resampling.NEAREST))
+    picture = Image.fromarray(colorize_disparity(small))
     with atomic_path(results_dir / "preview.png") as path:
         picture.save(path, format="PNG")
 
