@@ -50,20 +50,22 @@ def attenuate(gx: np.ndarray, gy: np.ndarray, power: float) -> tuple[np.ndarray,
 def poisson_reintegrate(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
     """The height whose forward differences best match (gx, gy) in least squares (Neumann borders, mean 0).
 
-    Solves laplacian(h) = div(g). Mirroring the divergence into a 2H x 2W periodic image turns the Neumann
-    problem into a periodic one that the FFT diagonalises exactly (the same as a DCT-based solver).
+    Solves laplacian(h) = div(g). The type-II DCT diagonalises the Neumann Laplacian, so the solve is one
+    forward and one inverse transform of an H x W array (a mirrored 2H x 2W FFT gives the same result at
+    about 8x the time and 4x the memory).
     """
+    from scipy import fft
+
     height, width = gx.shape
     divergence = gx - np.pad(gx[:, :-1], ((0, 0), (1, 0))) + gy - np.pad(gy[:-1, :], ((1, 0), (0, 0)))
-    mirrored = np.block([[divergence, divergence[:, ::-1]], [divergence[::-1, :], divergence[::-1, ::-1]]])
-    spectrum = np.fft.rfft2(mirrored.astype(np.float32))
-    eigen_y = 2 * np.cos(np.pi * np.arange(2 * height) / height) - 2
-    eigen_x = 2 * np.cos(np.pi * np.arange(width + 1) / width) - 2
+    spectrum = fft.dctn(divergence, type=2, norm="ortho", workers=-1)
+    eigen_y = 2 * np.cos(np.pi * np.arange(height) / height) - 2
+    eigen_x = 2 * np.cos(np.pi * np.arange(width) / width) - 2
     eigenvalues = eigen_y[:, None] + eigen_x[None, :]
     eigenvalues[0, 0] = 1  # the mean is free: fix it at zero
     spectrum /= eigenvalues
     spectrum[0, 0] = 0
-    return np.fft.irfft2(spectrum, s=mirrored.shape)[:height, :width]
+    return fft.idctn(spectrum, type=2, norm="ortho", workers=-1)
 
 
 def _rescaled(height: np.ndarray, valid: np.ndarray) -> np.ndarray:
