@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+HELP = "estimate refined depth for images or folders"
 OUTPUT_FORMATS = ("png16", "exr", "color", "side-by-side")
 
 DESCRIPTION = """\
@@ -32,7 +33,7 @@ examples:
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "estimate", help="estimate refined depth for images or folders",
+        "estimate", help=HELP,
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files or folders of images")

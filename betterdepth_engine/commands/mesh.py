@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+HELP = "turn a disparity/depth map into a mesh, a relief or a displacement map"
 # Suffixes the estimate command (and common tools) add to a depth file's name; outputs use the bare stem.
 DEPTH_NAME_SUFFIXES = ("_disparity", "_depth")
 
@@ -25,7 +26,7 @@ def _formats(text: str) -> list[str]:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "mesh",
-        help="turn a disparity/depth map into a mesh, a relief or a displacement map",
+        help=HELP,
         description=(
             "Lift a disparity or depth map to 3D with a pinhole camera and connect the pixel grid into a mesh, "
             "cut where the depth jumps; or build a printable bas-relief solid and displacement height maps. "

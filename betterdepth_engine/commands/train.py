@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import importlib
 
+HELP = "train the autoencoder, the base model or the refiner"
 # model -> (module, settings class, trainer function)
 TRAINERS = {
     "autoencoder": ("betterdepth_engine.train.autoencoder", "AutoencoderTrainingSettings", "train_autoencoder"),
@@ -14,7 +15,7 @@ TRAINERS = {
 }
 
 # Help per option name; "model.option" where one name means different things for different models.
-HELP = {
+OPTION_HELP = {
     "output_dir": "run folder: config, log.jsonl, checkpoint/ and the exported model; rerun to resume",
     "steps": "optimizer steps in total (a resumed run continues up to this)",
     "autoencoder": "trained autoencoder folder (from `betterdepth train autoencoder`)",
@@ -45,7 +46,7 @@ def _settings_class(model: str):
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train the autoencoder, the base model or the refiner",
+    parser = subparsers.add_parser("train", help=HELP,
                                    description="Train a model on synthetic scenes generated on the fly. Each run "
                                                "is resumable: run the same command again.")
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
@@ -53,7 +54,7 @@ def add_parser(subparsers) -> None:
         sub = models.add_parser(model, help=f"train the {model}")
         for field in dataclasses.fields(_settings_class(model)):
             flag = "--" + field.name.replace("_", "-")
-            help_text = HELP.get(f"{model}.{field.name}", HELP.get(field.name, ""))
+            help_text = OPTION_HELP.get(f"{model}.{field.name}", OPTION_HELP.get(field.name, ""))
             help_text = f"{help_text} (default: %(default)s)".lstrip()
             if field.default is dataclasses.MISSING:
                 sub.add_argument(flag, required=True, help=help_text)
