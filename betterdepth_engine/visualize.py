@@ -1,4 +1,4 @@
-"""Pictures of depth results: colorized disparity, 16-bit PNG encoding, the side-by-side comparison."""
+"""Pictures of depth results: colorized disparity, the side-by-side comparison."""
 
 from __future__ import annotations
 
@@ -26,16 +26,6 @@ def colorize_disparity(disparity: np.ndarray, value_range: tuple[float, float] |
     colored = MarigoldImageProcessor.colormap(1.0 - unit, cmap="Spectral", bytes=True)
     colored[~np.isfinite(disparity)] = 0
     return colored
-
-
-def encode_png16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Map the finite range of `values` to 1..65535 (0 = invalid). Returns (uint16 image, value at 1, at 65535)."""
-    finite = np.isfinite(values)
-    low = float(values[finite].min()) if finite.any() else 0.0
-    high = float(values[finite].max()) if finite.any() else 1.0
-    span = max(high - low, 1e-12)
-    scaled = 1.0 + (np.nan_to_num(values, nan=low) - low) / span * 65534.0
-    return np.where(finite, np.round(scaled), 0).astype(np.uint16), low, high
 
 
 def side_by_side(image: LoadedImage, base_disparity: np.ndarray, disparity: np.ndarray,

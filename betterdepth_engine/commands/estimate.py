@@ -198,10 +198,9 @@ def _group_by_size(loaded: list) -> list[list]:
 
 def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]:
     """Write one image's result files, all or none."""
-    import numpy as np
     from PIL import Image
 
-    from betterdepth_engine import visualize
+    from betterdepth_engine import depthfile, visualize
     from betterdepth_engine.fileio import write_files_atomically
 
     stem = out_dir / image.stem
@@ -214,17 +213,16 @@ def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]
         "timings_s": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
     }
     writers = {
-        f"{stem}_disparity.npy": lambda path: np.save(path, result.disparity),
-        f"{stem}_base_disparity.npy": lambda path: np.save(path, result.base_disparity),
+        f"{stem}_disparity.npy": lambda path: depthfile.write_npy(path, result.disparity),
+        f"{stem}_base_disparity.npy": lambda path: depthfile.write_npy(path, result.base_disparity),
     }
     if result.uncertainty is not None:
-        writers[f"{stem}_uncertainty.npy"] = lambda path: np.save(path, result.uncertainty)
+        writers[f"{stem}_uncertainty.npy"] = lambda path: depthfile.write_npy(path, result.uncertainty)
     if "png16" in formats:
-        encoded, low, high = visualize.encode_png16(result.disparity)
-        metadata["png16"] = {"value_at_1": low, "value_at_65535": high, "invalid": 0}
-        writers[f"{stem}_disparity.png"] = lambda path: Image.fromarray(encoded).save(path, format="PNG")
+        metadata["png16"] = depthfile.png16_range(result.disparity)
+        writers[f"{stem}_disparity.png"] = lambda path: depthfile.write_png16(path, result.disparity)
     if "exr" in formats:
-        writers[f"{stem}_disparity.exr"] = lambda path: write_exr(path, result.disparity)
+        writers[f"{stem}_disparity.exr"] = lambda path: depthfile.write_exr(path, result.disparity)
     if "color" in formats:
         colored = visualize.colorize_disparity(result.disparity)
         writers[f"{stem}_disparity_color.png"] = lambda path: Image.fromarray(colored).save(path, format="PNG")
@@ -259,12 +257,3 @@ def write_mesh(out_dir: Path, image, result, formats: tuple[str, ...]) -> list[P
     mesh = reconstruct(result.disparity, "disparity", image.rgb, options, valid_mask=result.valid_mask)
     return write_outputs(mesh, out_dir, image.stem, formats=formats)
 
-
-def write_exr(path: Path, values) -> None:
-    """A single-channel float32 EXR ('Y'); NaN stays NaN."""
-    import numpy as np
-    import OpenEXR
-
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    with OpenEXR.File(header, {"Y": np.ascontiguousarray(values, dtype=np.float32)}) as exr:
-        exr.write(str(path))

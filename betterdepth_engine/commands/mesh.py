@@ -119,17 +119,18 @@ def options_from_args(args: argparse.Namespace, focal_35mm: float | None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from betterdepth_engine.depthfile import read_depth_file
     from betterdepth_engine.images import load_image
-    from betterdepth_engine.recon import load_depth_file, reconstruct, relief_height_map, write_outputs
+    from betterdepth_engine.recon import reconstruct, relief_height_map, write_outputs
 
-    values, notes = load_depth_file(args.depth_file)
+    values = read_depth_file(args.depth_file)
     image = load_image(args.image) if args.image is not None else None
     options = options_from_args(args, image.focal_length_35mm if image is not None else None)
     mesh = reconstruct(values, args.space, image.rgb if image is not None else None, options)
     mesh.metadata["input"] = {
         "depth_file": str(args.depth_file),
         "image": str(args.image) if args.image is not None else None,
-        "notes": notes + (image.notes if image is not None else []),
+        "notes": image.notes if image is not None else [],
     }
     height_map = relief_height_map(values, args.space, options) if args.heightmap else None
     paths = write_outputs(mesh, args.output, output_stem(args.depth_file), args.format, height_map, args.preview)

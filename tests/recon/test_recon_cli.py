@@ -38,8 +38,8 @@ def test_mesh_from_estimate_output_with_photo(tmp_path, photo):
             "--format", "ply,glb", "--preview", "--heightmap"]
     assert cli.main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "photo_height.exr", "photo_height.png", "photo_mesh.glb", "photo_mesh.json", "photo_mesh.ply",
-        "photo_mesh_preview.png",
+        "photo_height.exr", "photo_height.json", "photo_height.png", "photo_mesh.glb", "photo_mesh.json",
+        "photo_mesh.ply", "photo_mesh_preview.png",
     ]
     sidecar = json.loads((out / "photo_mesh.json").read_text())
     assert sidecar["mesh"]["camera"]["source"] == "exif_35mm"
@@ -60,7 +60,7 @@ def test_relief_from_a_16bit_png_depth(tmp_path):
     solid = next(iter(scene.geometry.values()))
     solid.merge_vertices(merge_tex=True, merge_norm=True)
     assert solid.is_watertight
-    sidecar = json.loads((out / "scan_mesh.json").read_text())
+    sidecar = json.loads((out / "scan_relief.json").read_text())
     assert sidecar["mesh"]["depth_range"]["source"] == "measured"
     assert sidecar["mesh"]["camera"]["source"] == "fov"
 
