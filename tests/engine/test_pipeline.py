@@ -53,7 +53,7 @@ def test_invalid_base_pixels_stay_invalid_and_outliers_keep_their_range(tmp_path
     np.save(tmp_path / "scene.npy", disparity)
     pipeline = BetterDepthPipeline(FileBaseModel(tmp_path), DepthRefiner.from_pretrained(tiny_refiner_dir))
     image = LoadedImage(rgb=random_rgb(24, 32), path=tmp_path / "scene.jpg")
-    result = pipeline(image, RefineOptions(processing_resolution=32))
+    result = pipeline(image, RefineOptions(processing_resolution=64))
     assert np.isnan(result.disparity[:4, :4]).all() and np.isnan(result.base_disparity[:4, :4]).all()
     assert np.isfinite(result.disparity[4:, 4:]).all()
     assert result.disparity[10, 10] > 40.0
@@ -65,7 +65,7 @@ def test_training_free_refinement_stays_aligned_to_the_base(tmp_path, tiny_marig
     np.save(tmp_path / "ramp.npy", base)
     pipeline = BetterDepthPipeline(FileBaseModel(tmp_path), DepthRefiner.from_marigold(tiny_marigold_dir))
     result = pipeline(LoadedImage(rgb=random_rgb(32, 48), path=tmp_path / "ramp.png"),
-                      RefineOptions(denoising_steps=4, strength=0.25, processing_resolution=48))
+                      RefineOptions(denoising_steps=4, strength=0.25, processing_resolution=64))
     # Least-squares alignment brings the output back to the base's frame: same mean, a similar spread.
     assert result.disparity.mean() == pytest.approx(base.mean(), abs=0.05 * float(base.std()))
     assert result.metadata["strength"] == 0.25
@@ -80,7 +80,7 @@ def test_default_base_model_roundtrip(tiny_base_dir):
 
 def test_batched_refinement_equals_one_image_at_a_time(pipeline):
     images = [LoadedImage(rgb=random_rgb(30, 44, seed)) for seed in range(3)]
-    options = RefineOptions(ensemble_size=2, processing_resolution=48, seed=1)
+    options = RefineOptions(ensemble_size=2, processing_resolution=64, seed=1)
     predictions = [pipeline.predict_base(image)[0] for image in images]
     batched = pipeline.refine_batch(images, predictions, options)
     for image, result in zip(images, batched):
