@@ -47,6 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--heightmap", action="store_true",
                         help="also write <stem>_height.exr (float32) and <stem>_height.png (16-bit)")
     parser.add_argument("--preview", action="store_true", help="also write <stem>_mesh_preview.png (<stem>_relief_preview.png)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     add_options(parser.add_argument_group("reconstruction"), ReconOptions)
     add_options(parser.add_argument_group("relief and height map"), ReliefOptions, prefix="relief-")
     parser.set_defaults(run=run)
@@ -63,22 +64,38 @@ def options_from_args(args: argparse.Namespace, focal_35mm: float | None):
 
 def run(args: argparse.Namespace) -> int:
     from betterdepth_engine.depthfile import read_depth_file
+    from betterdepth_engine.fileio import check_output_folder
     from betterdepth_engine.images import load_image
     from betterdepth_engine.options import comma_list
     from betterdepth_engine.recon import MESH_FORMATS, reconstruct, relief_height_map, write_outputs
+
+    from tqdm import tqdm
 
     formats = comma_list(args.format, MESH_FORMATS, "mesh format(s)")
     values = read_depth_file(args.depth_file)
     image = load_image(args.image) if args.image is not None else None
     options = options_from_args(args, image.focal_length_35mm if image is not None else None)
-    mesh = reconstruct(values, args.space, image.rgb if image is not None else None, options)
-    mesh.metadata["input"] = {
-        "depth_file": str(args.depth_file),
-        "image": str(args.image) if args.image is not None else None,
-        "notes": image.notes if image is not None else [],
-    }
-    height_map = relief_height_map(values, args.space, options) if args.heightmap else None
-    paths = write_outputs(mesh, args.output, output_stem(args.depth_file), formats, height_map, args.preview)
+    check_output_folder(args.output)
+    # The slow parts (decimation, a large relief's solve and check, the preview) show as the bar's stage.
+    progress = tqdm(desc="mesh", disable=args.quiet, leave=False, bar_format="{desc} [{elapsed}]")
+
+    def on_stage(stage: str) -> None:
+        progress.set_description_str(f"mesh: {stage}")
+
+    with progress:
+        mesh = reconstruct(values, args.space, image.rgb if image is not None else None, options,
+                           on_stage=on_stage)
+        mesh.metadata["input"] = {
+            "depth_file": str(args.depth_file),
+            "image": str(args.image) if args.image is not None else None,
+            "notes": image.notes if image is not None else [],
+        }
+        height_map = None
+        if args.heightmap:
+            on_stage("height map")
+            height_map = relief_height_map(values, args.space, options)
+        on_stage("write files" + (" and preview" if args.preview else ""))
+        paths = write_outputs(mesh, args.output, output_stem(args.depth_file), formats, height_map, args.preview)
     if mesh.metadata.get("solid", {}).get("watertight") is False:
         print(f"betterdepth: warning: the relief solid is not watertight ({mesh.metadata['solid']}); "
               "raise --max-faces or leave it out for a printable solid.", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -227,14 +228,19 @@ def reconstruct(
     image_rgb: np.ndarray | None = None,
     options: ReconOptions | None = None,
     valid_mask: np.ndarray | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> MeshArrays:
     """A camera-aligned mesh (mode "mesh") or a closed relief solid (mode "relief") from a depth map.
 
     values: H x W disparity or depth in `space` (see recon.lifting.SPACES); NaN/inf mark invalid pixels.
     image_rgb: the photo (H x W x 3 uint8, same size) for vertex colours; optional.
     valid_mask: optional H x W bool, False where values are meaningless.
+    on_stage: called with each stage's name as it starts ("mesh" or "relief", then "decimate" and "check solid"
+    where they apply), for progress displays: decimation and large reliefs take seconds.
     """
     options = options or ReconOptions()
+    on_stage = on_stage or (lambda stage: None)
+    on_stage(options.mode)
     depth, depth_range = lift_to_depth(values, space, options, valid_mask)
     height, width = depth.shape
     image_rgb = _checked_image(image_rgb, depth.shape)
@@ -275,8 +281,10 @@ def reconstruct(
         },
     )
     if options.max_faces is not None and len(faces) > options.max_faces:
+        on_stage("decimate")
         mesh = decimate(mesh, options.max_faces, camera, image_rgb, color_mode)
     if options.mode == "relief":
+        on_stage("check solid")
         mesh.metadata["solid"] = relief.solid_check(mesh.vertices, mesh.faces)
     return mesh
 

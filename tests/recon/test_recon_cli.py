@@ -91,3 +91,24 @@ def test_output_stem_drops_the_estimate_suffix(tmp_path):
     assert output_stem(tmp_path / "photo_disparity.npy") == "photo"
     assert output_stem(tmp_path / "scan_depth.png") == "scan"
     assert output_stem(tmp_path / "_depth.exr") == "_depth"
+
+
+def test_mesh_shows_its_slow_stages_and_checks_the_output_folder_first(tmp_path, capsys):
+    np.save(tmp_path / "shot_disparity.npy", sphere_on_wall())
+    argv = ["mesh", str(tmp_path / "shot_disparity.npy"), "--mode", "relief", "--max-faces", "500", "--heightmap"]
+    assert cli.main([*argv, "-o", str(tmp_path / "out")]) == 0
+    progress = capsys.readouterr().err
+    assert all(f"mesh: {stage}" in progress for stage in ("relief", "decimate", "check solid", "height map"))
+    (tmp_path / "a_file").write_text("")
+    assert cli.main([*argv, "-o", str(tmp_path / "a_file" / "out")]) == 2
+    assert "[OUTPUT_ERROR]" in capsys.readouterr().err
+
+
+def test_a_relief_run_keeps_the_sidecar_of_an_earlier_mesh_run(tmp_path):
+    np.save(tmp_path / "shot_disparity.npy", sphere_on_wall())
+    depth_file = str(tmp_path / "shot_disparity.npy")
+    assert cli.main(["mesh", depth_file, "-o", str(tmp_path / "out"), "-q"]) == 0
+    mesh_sidecar = (tmp_path / "out" / "shot_mesh.json").read_text()
+    assert cli.main(["mesh", depth_file, "-o", str(tmp_path / "out"), "--mode", "relief", "-q"]) == 0
+    assert (tmp_path / "out" / "shot_mesh.json").read_text() == mesh_sidecar
+    assert json.loads((tmp_path / "out" / "shot_relief.json").read_text())["files"] == {"ply": "shot_relief.ply"}
