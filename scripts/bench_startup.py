@@ -57,8 +57,9 @@ def time_command(tree: Path, arguments: list[str], repeats: int, output: Path) -
     return statistics.median(seconds)
 
 
-def time_relief(tree: Path, repeats: int) -> tuple[float, float]:
-    result = subprocess.run([sys.executable, "-c", RELIEF_SNIPPET.format(repeats=repeats)],
+def time_relief(tree: Path, repeats: int, scratch: Path) -> tuple[float, float]:
+    # Run from the scratch folder: `python -c` puts the working directory first on sys.path.
+    result = subprocess.run([sys.executable, "-c", RELIEF_SNIPPET.format(repeats=repeats)], cwd=scratch,
                             env=_environment(tree), check=True, capture_output=True, text=True)
     seconds, peak_mb = result.stdout.split()
     return float(seconds), float(peak_mb)
@@ -92,7 +93,7 @@ def main() -> None:
         for tree in trees.values():
             for name, arguments in commands.items():
                 rows[name].append(f"{time_command(tree, arguments, args.repeats, scratch):.2f}")
-            seconds, peak_mb = time_relief(tree, args.repeats)
+            seconds, peak_mb = time_relief(tree, args.repeats, scratch)
             rows["relief solve, 3840 x 2160 (s)"].append(f"{seconds:.2f}")
             rows["relief solve peak memory (MB)"].append(f"{peak_mb:.0f}")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
