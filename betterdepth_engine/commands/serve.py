@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+HELP = "run the engine as an HTTP service (what Blender talks to)"
 DESCRIPTION = """\
 Run the engine as a service: one process owns the models (and the GPU) and runs jobs from a queue, with
 progress, cancel, results kept in a state folder, and a bearer token on every request. Protocol v1 is
@@ -26,7 +27,7 @@ def default_state_dir() -> Path:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help="run the engine as an HTTP service (what Blender talks to)",
+    parser = subparsers.add_parser("serve", help=HELP,
                                    description=DESCRIPTION, epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",
