@@ -148,6 +148,9 @@ def write_points(mesh: MeshArrays, path: Path) -> None:
         raise OSError(f"Open3D could not write the point cloud {path}")
 
 
+MESH_WRITERS = {"ply": write_ply, "glb": write_glb, "obj": write_obj, "pcd": write_points, "ply-points": write_points}
+
+
 def write_png(rgb: np.ndarray, path: Path) -> None:
     from PIL import Image
 
@@ -210,9 +213,7 @@ def write_outputs(
             f"Use any of {', '.join(MESH_FORMATS)}."
         )
     paths = output_paths(Path(out_dir), stem, mesh.metadata.get("mode", "mesh"))
-    mesh_writers = {"ply": write_ply, "glb": write_glb, "obj": write_obj, "pcd": write_points,
-                    "ply-points": write_points}
-    writers = {paths[fmt]: (lambda path, write=mesh_writers[fmt]: write(mesh, path)) for fmt in formats}
+    writers = {paths[fmt]: (lambda path, write=MESH_WRITERS[fmt]: write(mesh, path)) for fmt in formats}
     if preview:
         from betterdepth_engine.recon.preview import render_preview
 

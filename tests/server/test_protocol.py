@@ -77,9 +77,9 @@ def test_mesh_job_sends_plain_arrays_with_the_blender_camera(client, images_dir,
     camera = {"lens_mm": 35.0, "sensor_width_mm": 32.0, "sensor_fit": "VERTICAL", "shift_x": 0.1,
               "pixel_aspect_x": 1.0, "pixel_aspect_y": 1.2}
     job = client.submit("mesh", image_path=images_dir / "crop02.png",
-                        mesh={"blender_camera": camera, "formats": ["ply", "glb"], "preview": True})
+                        mesh={"blender_camera": camera, "formats": ["ply", "glb", "ply-points"], "preview": True})
     final = client.wait(job["job_id"])
-    assert {"mesh.npz", "mesh.ply", "mesh.glb", "mesh_preview.png"} <= set(final["results"])
+    assert {"mesh.npz", "mesh.ply", "mesh.glb", "mesh_points.ply", "mesh_preview.png"} <= set(final["results"])
     mesh = np.load(client.download(job["job_id"], "mesh.npz", tmp_path / "mesh.npz"), allow_pickle=False)
     assert mesh["vertices"].dtype == np.float32 and mesh["triangles"].dtype == np.int32
     assert mesh["colors"].dtype == np.uint8 and mesh["uvs"].shape == (len(mesh["vertices"]), 2)
