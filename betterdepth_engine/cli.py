@@ -17,6 +17,7 @@ from betterdepth_engine.errors import BetterDepthError
 # Sub-command name -> module in betterdepth_engine.commands (defines HELP and `add_parser(subparsers)`).
 COMMANDS = {
     "estimate": "estimate",
+    "batch": "batch",
     "mesh": "mesh",
     "models": "models",
     "train": "train",

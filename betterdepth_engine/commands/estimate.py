@@ -42,13 +42,19 @@ def _shipped_refiner_defaults() -> str:
 
 
 def add_parser(subparsers) -> None:
-    from betterdepth_engine.refine_options import MIN_PROCESSING_RESOLUTION
-
     parser = subparsers.add_parser(
         "estimate", help=HELP,
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files or folders of images")
+    add_estimate_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_estimate_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `estimate` (shared by `batch`, which writes the same files)."""
+    from betterdepth_engine.refine_options import MIN_PROCESSING_RESOLUTION
+
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
     models = parser.add_argument_group("models")
     models.add_argument("--base", default="default", metavar="MODEL",
@@ -92,7 +98,6 @@ def add_parser(subparsers) -> None:
                              "(written as OUT/STEM_mesh.*; `betterdepth mesh --help` has every reconstruction "
                              "option)")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run=run)
 
 
 def resolve_device(device: str, dtype: str):
@@ -114,15 +119,13 @@ def resolve_device(device: str, dtype: str):
     return torch.device(device), chosen or (torch.float16 if on_cuda else torch.float32)
 
 
-def run(args) -> int:
+def checked_settings(args):
+    """(RefineOptions, formats, mesh formats) from the options, or a BAD_INPUT error before any work."""
     from betterdepth_engine.errors import BetterDepthError
-    from betterdepth_engine.fileio import check_output_folder
-    from betterdepth_engine.images import check_unique_stems, find_images
     from betterdepth_engine.options import comma_list
     from betterdepth_engine.refine_options import RefineOptions
     from betterdepth_engine.recon import MESH_FORMATS
 
-    # Everything the user can get wrong is checked before the models load and before any image is processed.
     formats = comma_list(args.formats, OUTPUT_FORMATS, "output format(s)")
     mesh_formats = comma_list(args.mesh, MESH_FORMATS, "mesh format(s)")
     options = RefineOptions(
@@ -133,75 +136,109 @@ def run(args) -> int:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.", "Use --batch-size 1 or more.")
     if not args.far_near_ratio > 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--far-near-ratio must be above 1.", "Try 10.")
+    return options, formats, mesh_formats
+
+
+def run(args) -> int:
+    from betterdepth_engine.fileio import check_output_folder
+    from betterdepth_engine.images import check_unique_stems, find_images
+
+    # Everything the user can get wrong is checked before the models load and before any image is processed.
+    options, formats, mesh_formats = checked_settings(args)
     image_paths = find_images(args.inputs)
     check_unique_stems(image_paths)
     check_output_folder(args.output)
     return _estimate(args, image_paths, options, formats, mesh_formats)
 
 
-def _estimate(args, image_paths: list[Path], options, formats, mesh_formats) -> int:
-    import torch
-    from tqdm import tqdm
+def settings_from_args(args, options, formats, mesh_formats) -> dict:
+    """Everything the per-image work needs, as plain data (Ray sends it to its workers)."""
+    return {
+        "base": args.base, "base_dir": args.base_dir, "base_space": args.base_space, "refiner": args.refiner,
+        "device": args.device, "dtype": args.dtype, "far_near_ratio": args.far_near_ratio, "seed": args.seed,
+        "options": options, "ensemble_size": args.ensemble_size, "batch_size": args.batch_size,
+        "formats": formats, "mesh_formats": mesh_formats, "output": args.output,
+    }
 
-    from betterdepth_engine.errors import BetterDepthError
-    from betterdepth_engine.images import load_image
+
+def build_pipeline(settings: dict):
+    """The base model and refiner the settings name, loaded once."""
     from betterdepth_engine.models.loading import load_base_model, load_refiner
     from betterdepth_engine.pipeline import BetterDepthPipeline
 
-    device, dtype = resolve_device(args.device, args.dtype)
-    pipeline = BetterDepthPipeline(
-        load_base_model(args.base, device, dtype, args.base_dir, args.base_space, args.far_near_ratio, args.seed),
-        load_refiner(args.refiner, device, dtype),
+    device, dtype = resolve_device(settings["device"], settings["dtype"])
+    return BetterDepthPipeline(
+        load_base_model(settings["base"], device, dtype, settings["base_dir"], settings["base_space"],
+                        settings["far_near_ratio"], settings["seed"]),
+        load_refiner(settings["refiner"], device, dtype),
     )
+
+
+def estimate_group(pipeline, paths: list[Path], options, out_dir: Path, formats, mesh_formats,
+                   far_near_ratio: float, on_progress=None) -> dict[Path, Exception]:
+    """Estimate and write one group of images (equal sizes refined together): the per-image work of
+    `estimate` and `batch`. Returns the failures by path; any failure is its image's alone."""
+    import torch
+
+    from betterdepth_engine.images import load_image
+
+    failures: dict[Path, Exception] = {}
+    loaded = []  # (path, image, base prediction, base seconds)
+    for path in paths:
+        try:
+            image = load_image(path)
+            loaded.append((path, image, *pipeline.predict_base(image)))
+        except Exception as error:  # a MemoryError included: this image fails, the others go on
+            failures[path] = error
+    for group in _group_by_size(loaded):
+        try:
+            with torch.inference_mode():
+                results = pipeline.refine_batch([image for _, image, *_ in group],
+                                                [prediction for *_, prediction, _ in group], options, on_progress)
+        except Exception as error:
+            failures.update((path, error) for path, *_ in group)
+            continue
+        for (path, image, _, base_seconds), result in zip(group, results):
+            result.timings = {"base": base_seconds, **result.timings}
+            try:
+                write_result(out_dir, image, result, formats)
+                if mesh_formats:
+                    write_mesh(out_dir, image, result, mesh_formats, far_near_ratio)
+            except Exception as error:
+                failures[path] = error
+    return failures
+
+
+def _estimate(args, image_paths: list[Path], options, formats, mesh_formats) -> int:
+    from tqdm import tqdm
+
+    from betterdepth_engine.errors import BetterDepthError
+
+    pipeline = build_pipeline(settings_from_args(args, options, formats, mesh_formats))
     if pipeline.refiner is not None and "untrained" in pipeline.refiner.config.description:
         print(f"betterdepth: note: the refiner is an {pipeline.refiner.config.description}", file=sys.stderr)
     failures: list[str] = []
-
-    def report(path: Path, error: Exception) -> None:
-        # Any failure is this image's alone (a MemoryError included): record it and go on with the others.
-        code = error.code if isinstance(error, BetterDepthError) else type(error).__name__
-        failures.append(f"{path}: [{code}] {error}")
-        tqdm.write(f"betterdepth: error [{code}] {path.name}: {error}", file=sys.stderr)
-
     images_bar = tqdm(total=len(image_paths), desc="images", unit="image",
                       disable=args.quiet or len(image_paths) == 1)
     for first in range(0, len(image_paths), args.batch_size):
-        loaded = []  # (path, image, base prediction, base seconds); a bad file fails alone
-        for path in image_paths[first:first + args.batch_size]:
-            try:
-                image = load_image(path)
-                loaded.append((path, image, *pipeline.predict_base(image)))
-            except Exception as error:
-                report(path, error)
-        for group in _group_by_size(loaded):
-            steps_bar = tqdm(desc=", ".join(path.name for path, *_ in group), unit="step", leave=False,
-                             disable=args.quiet)
+        paths = image_paths[first:first + args.batch_size]
+        steps_bar = tqdm(desc=", ".join(path.name for path in paths), unit="step", leave=False, disable=args.quiet)
 
-            def on_progress(stage: str, done: int, total: int) -> None:
-                # The bar counts denoising steps; the other stages show as its label.
-                if stage == "refine":
-                    steps_bar.total = total
-                    steps_bar.n = done
-                steps_bar.set_postfix_str(stage)
+        def on_progress(stage: str, done: int, total: int) -> None:
+            # The bar counts denoising steps; the other stages show as its label.
+            if stage == "refine":
+                steps_bar.total = total
+                steps_bar.n = done
+            steps_bar.set_postfix_str(stage)
 
-            try:
-                with torch.inference_mode():
-                    results = pipeline.refine_batch([image for _, image, *_ in group],
-                                                    [prediction for *_, prediction, _ in group], options, on_progress)
-                for (path, image, _, base_seconds), result in zip(group, results):
-                    result.timings = {"base": base_seconds, **result.timings}
-                    try:
-                        write_result(args.output, image, result, formats)
-                        if mesh_formats:
-                            write_mesh(args.output, image, result, mesh_formats, args.far_near_ratio)
-                    except Exception as error:
-                        report(path, error)
-            except Exception as error:
-                for path, *_ in group:
-                    report(path, error)
-            finally:
-                steps_bar.close()
-        images_bar.update(len(image_paths[first:first + args.batch_size]))
+        errors = estimate_group(pipeline, paths, options, args.output, formats, mesh_formats, args.far_near_ratio,
+                                on_progress)
+        steps_bar.close()
+        for path, error in errors.items():
+            code = error.code if isinstance(error, BetterDepthError) else type(error).__name__
+            failures.append(f"{path}: [{code}] {error}")
+            tqdm.write(f"betterdepth: error [{code}] {path.name}: {error}", file=sys.stderr)
+        images_bar.update(len(paths))
     images_bar.close()
     if failures:
         print(f"betterdepth: {len(failures)} of {len(image_paths)} image(s) failed; nothing was written for them.",
