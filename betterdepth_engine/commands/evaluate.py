@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,8 +18,9 @@ base prediction and the refined one. Detail metrics: Depth Pro's boundary F1 and
 Written to OUT:
   metrics.json       mean metrics per variant (base, refined), settings, models, sample counts
   per_image.csv      every metric of every image and variant
-  contact_sheet.png  image | base | refined | ground truth | relative error, for a few samples
-The table of AbsRel, delta1, boundary F1 and DBE is printed as markdown. See docs/evaluation.md.
+  contact_sheet.png  image | base | refined | ground truth | relative error | normals, for a few samples
+The table of AbsRel, delta1, boundary F1 and DBE is printed as markdown; where the camera is known
+(synthetic scenes), a second one of surface-normal error and flatness. See docs/evaluation.md.
 """
 
 EPILOG = """\
@@ -28,6 +30,7 @@ examples:
   betterdepth eval --folder my_scans -o eval/mine       (my_scans/images/*.jpg + my_scans/depth/*.npy|png|exr)
   betterdepth eval --synthetic 32 --refiner none -o eval/synthetic-base
   betterdepth eval --synthetic 32 --base simulated:mild -o eval/synthetic-mild   (a base of known quality)
+  betterdepth eval --synthetic 32 --scene-kind texture_copy -o eval/texture-copy  (flat walls, busy texture)
 """
 
 
@@ -46,6 +49,10 @@ def add_parser(subparsers) -> None:
     source.add_argument("--folder", type=Path, metavar="DIR",
                         help="your own data: DIR/images/<stem>.jpg|png and DIR/depth/<stem>.npy|png (mm)|exr")
     source.add_argument("--synthetic", type=int, metavar="N", help="the first N procedural validation scenes")
+    data.add_argument("--scene-kind", choices=("texture_copy",), metavar="KIND",
+                      help="with --synthetic: render every scene as this layout; texture_copy = flat walls and "
+                           "floors with high-contrast pictures, text and tiles, no relief (does a refiner copy "
+                           "texture into depth?)")
     data.add_argument("--data-root", type=Path, metavar="DIR",
                       help="the benchmark's folder or .tar file (as Marigold distributes it)")
     data.add_argument("--split-file", type=Path, metavar="FILE",
@@ -89,6 +96,9 @@ def open_dataset(args):
             raise BetterDepthError(BetterDepthError.BAD_INPUT, f"--dataset {args.dataset} needs --data-root.",
                                    "Pass the dataset's folder or .tar file with --data-root.")
         return datasets.open_benchmark(args.dataset, args.data_root, args.split_file)
+    if args.scene_kind is not None and args.synthetic is None:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--scene-kind goes with --synthetic.",
+                               "For example --synthetic 32 --scene-kind texture_copy.")
     if args.data_root is not None or args.split_file is not None:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--data-root and --split-file go with --dataset.",
                                "Drop them, or name the benchmark with --dataset.")
@@ -97,7 +107,7 @@ def open_dataset(args):
     if args.synthetic < 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--synthetic needs a positive number of scenes.",
                                "For example --synthetic 32.")
-    return datasets.SyntheticDataset(args.synthetic)
+    return datasets.SyntheticDataset(args.synthetic, kind=args.scene_kind)
 
 
 def spread_indices(count: int, picks: int) -> set[int]:
@@ -179,6 +189,9 @@ def run(args) -> int:
 
     print(f"{dataset.name}: {len(evaluations)} image(s), alignment in {args.alignment} space\n")
     print(report.markdown_table(summary))
+    if any(not math.isnan(values["normal_error_deg"]) for values in summary.values()):
+        print("\nSurface normals (the aligned depth lifted with the true camera):\n")
+        print(report.markdown_table(summary, report.NORMAL_COLUMNS))
     if failures:
         print(f"betterdepth: {len(failures)} of {count} sample(s) failed (listed in metrics.json).", file=sys.stderr)
         return 2

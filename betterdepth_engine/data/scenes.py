@@ -27,10 +27,19 @@ from betterdepth_engine.data.primitives import (
     WireGrid,
 )
 from betterdepth_engine.data.shading import Lighting
-from betterdepth_engine.data.textures import BANK_SEED, Material, hsv_to_linear_rgb, lettering_mask, random_material
+from betterdepth_engine.data.textures import (
+    BANK_SEED,
+    TILE_VARIANTS,
+    Material,
+    hsv_to_linear_rgb,
+    lettering_mask,
+    random_material,
+)
 from betterdepth_engine.data.vectors import cross
 
-SCENE_KINDS = ("room", "outdoor", "still_life", "relief_wall")
+SCENE_KINDS = ("room", "outdoor", "still_life", "relief_wall")  # what random scenes are drawn from
+# Flat surfaces only, for testing that a refiner does not copy image texture into depth (not in training).
+TEXTURE_COPY_PATTERNS = ("picture", "text", "checker", "tiles", "bricks")
 SCENE_KIND_WEIGHTS = (0.35, 0.3, 0.2, 0.15)
 HEIGHT_MAP_SIZE = 128
 HEIGHT_MAP_BANK_SIZE = 24  # per relief kind
@@ -592,8 +601,35 @@ def relief_wall_scene(rng, height, width) -> Scene:
     return Scene("relief_wall", camera, random_lighting(rng, outdoor=True), 40.0, b.materials, b.primitives)
 
 
+def high_contrast_material(rng: np.random.Generator) -> Material:
+    """Dark against bright (about 1:20 in linear light) in a pattern with sharp edges: pictures, text, tiles.
+
+    Tiles are large (1.5-4 m; text 4-8 m, murals) so that their detail stays sharp at room distances instead of fading
+    to its mean (the renderer's stand-in for texture filtering)."""
+    pattern = str(rng.choice(TEXTURE_COPY_PATTERNS))
+    dark = hsv_to_linear_rgb(rng.uniform(), rng.uniform(0.0, 0.6), rng.uniform(0.1, 0.25))
+    bright = hsv_to_linear_rgb(rng.uniform(), rng.uniform(0.0, 0.3), rng.uniform(0.8, 1.0))
+    dark, bright = (dark, bright) if rng.uniform() < 0.5 else (bright, dark)
+    return Material(color_a=dark, color_b=bright, pattern=pattern, variant=int(rng.integers(TILE_VARIANTS)),
+                    scale_m=log_uniform(rng, *((4.0, 8.0) if pattern == "text" else (1.5, 4.0))), angle_rad=0.0 if rng.uniform() < 0.8 else rng.uniform(0, np.pi),
+                    dirt=0.0)
+
+
+def texture_copy_scene(rng, height, width) -> Scene:
+    """An empty room: flat walls, floor and ceiling covered in high-contrast pictures, text and tiles, and no
+    relief at all, so that every depth change a model predicts inside a face is copied texture."""
+    size = np.array([rng.uniform(3, 8), rng.uniform(2.4, 3.5), rng.uniform(3, 10)])
+    materials = [high_contrast_material(rng) for _ in range(3)]
+    room = Room(np.array([0, size[1] / 2, 0]), size / 2, 0, 1, 2)
+    position = np.array([rng.uniform(-0.4, 0.4) * size[0], rng.uniform(0.9, 1.9), -size[2] / 2 + rng.uniform(0.3, 1.2)])
+    target = np.array([rng.uniform(-0.5, 0.5) * size[0], rng.uniform(0.0, 2.0), rng.uniform(-0.2, 0.5) * size[2]])
+    camera = random_camera(rng, height, width, position, target, fov_deg=(45.0, 90.0))
+    return Scene("texture_copy", camera, random_lighting(rng, outdoor=False), max_depth_m=30.0,
+                 materials=materials, primitives=[room])
+
+
 LAYOUTS = {"room": room_scene, "outdoor": outdoor_scene, "still_life": still_life_scene,
-           "relief_wall": relief_wall_scene}
+           "relief_wall": relief_wall_scene, "texture_copy": texture_copy_scene}
 
 
 def random_scene(rng: np.random.Generator, height: int, width: int, kind: str | None = None) -> Scene:

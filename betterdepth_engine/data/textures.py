@@ -22,14 +22,19 @@ from PIL import Image, ImageDraw, ImageFont
 from betterdepth_engine.data.vectors import sample_texture
 
 BANK_SEED = 20240725  # the banks are fixed; scenes pick from them by seed
-PATTERNS = ("plain", "noise", "stripes", "checker", "tiles", "bricks", "text", "gradient")
+PATTERNS = ("plain", "noise", "stripes", "checker", "tiles", "bricks", "text", "gradient", "picture")
+# What random materials draw from. "picture" (photographs as posters, for the texture-copy scenes) is left
+# out so that the training scenes of every seed stay what they were before it existed.
+RANDOM_PATTERNS = PATTERNS[:-1]
+# Public-domain photographs bundled with scikit-image, one per banked "picture" tile.
+PICTURES = ("camera", "astronaut", "coffee", "chelsea", "rocket", "page", "coins", "horse")
 TILE_VARIANTS = 8  # banked tiles per pattern
 TILE_SIZE = 128
 NOISE_TEXTURE_SIZE = 128
 NOISE_BANK_SIZE = 32
 # The finest detail of each pattern, as a fraction of its tile: below a few pixels it fades (anti-aliasing).
 FEATURE_SIZE = {"plain": 1.0, "noise": 1 / 16, "stripes": 1 / 8, "checker": 1 / 2, "tiles": 1 / 20,
-                "bricks": 1 / 20, "text": 1 / 40, "gradient": 1.0}
+                "bricks": 1 / 20, "text": 1 / 40, "gradient": 1.0, "picture": 1 / 8}
 DIRT_PERIOD_M = 2.0  # one period of the dirt noise on surfaces
 
 
@@ -57,7 +62,7 @@ def hsv_to_linear_rgb(hue: float, saturation: float, value: float) -> np.ndarray
     return display**2
 
 
-def random_material(rng: np.random.Generator, patterns=PATTERNS) -> Material:
+def random_material(rng: np.random.Generator, patterns=RANDOM_PATTERNS) -> Material:
     color_a = hsv_to_linear_rgb(rng.uniform(), rng.beta(1.2, 2.0), rng.uniform(0.25, 0.95))
     # The second colour is often a shade of the first (wood grain, brick and mortar), sometimes unrelated.
     if rng.uniform() < 0.6:
@@ -126,11 +131,28 @@ def pattern_tile(pattern: str, variant: int) -> np.ndarray:
         tile = (across < grout).astype(np.float64)
     elif pattern == "text":
         tile = lettering_mask(rng, n, n, lines=int(rng.integers(2, 5)))
+    elif pattern == "picture":
+        return picture_tile(PICTURES[variant % len(PICTURES)])
     else:  # gradient
         tile = 0.5 + 0.5 * np.sin(2 * np.pi * v)
     # A little noise in every pattern, as on real surfaces.
     roughness = rng.uniform(0.0, 0.3)
     return np.clip(tile + roughness * (fbm_texture(rng, n, 1)[0] - 0.5), 0.0, 1.0).astype(np.float32)
+
+
+def picture_tile(name: str) -> np.ndarray:
+    """A scikit-image sample photograph as a TILE_SIZE square grey tile in [0, 1], contrast stretched."""
+    import skimage.data
+
+    photo = np.asarray(getattr(skimage.data, name)(), np.float64)
+    if photo.ndim == 3:
+        photo = photo[..., :3].mean(axis=2)
+    side = min(photo.shape)
+    top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+    square = Image.fromarray(photo[top:top + side, left:left + side].astype(np.float32))
+    tile = np.asarray(square.resize((TILE_SIZE, TILE_SIZE), Image.Resampling.BILINEAR), np.float64)
+    low, high = np.percentile(tile, [1, 99])
+    return np.clip((tile - low) / max(high - low, 1e-6), 0.0, 1.0).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=None)

@@ -43,6 +43,9 @@ class DepthSample:
     # This sample's own depth range where it is known (a synthetic scene's far limit); predictions are clipped
     # to the tighter of it and the protocol's range, as benchmarks clip to their sensor's range.
     max_depth_m: float = math.inf
+    # The camera at the depth map's size (`recon.camera.Intrinsics`) where it is known exactly (synthetic
+    # scenes): the normal metrics lift the aligned prediction and the ground truth with it; else they are NaN.
+    intrinsics: object | None = None
 
 
 @dataclass(frozen=True)
@@ -371,13 +374,21 @@ class FolderDataset:
 
 @dataclass
 class SyntheticDataset:
-    """The project's procedural validation scenes with exact depth (`data.synthetic`, split "val")."""
+    """The project's procedural validation scenes with exact depth (`data.synthetic`, split "val").
+
+    `kind` renders every scene as that layout (e.g. `texture_copy`: flat walls and floors carrying
+    high-contrast pictures, text and tiles, no relief); None draws the layout from the seed as training does.
+    """
 
     count: int
     height: int = 240
     width: int = 320
-    name: str = "synthetic-val"
+    kind: str | None = None
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
+
+    @property
+    def name(self) -> str:
+        return "synthetic-val" if self.kind is None else f"synthetic-val-{self.kind}"
 
     def __len__(self) -> int:
         return self.count
@@ -386,12 +397,14 @@ class SyntheticDataset:
         import torch
 
         from betterdepth_engine.data.synthetic import generate_scene, seed_for
+        from betterdepth_engine.recon.camera import intrinsics_from_focal_px
 
         if not 0 <= index < self.count:
             raise IndexError(index)
-        scene = generate_scene(seed_for("val", index), self.height, self.width)
+        scene = generate_scene(seed_for("val", index), self.height, self.width, kind=self.kind)
         rgb = (scene.image.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         valid = scene.valid_mask.cpu().numpy() & _valid_depth(scene.depth.cpu().numpy(), self.protocol)
         depth_m = np.where(valid, scene.depth.cpu().numpy(), 0.0).astype(np.float32)
-        return DepthSample(f"val_{index:05d}_{scene.kind}", rgb, depth_m, valid, scene.max_depth_m)
+        intrinsics = intrinsics_from_focal_px(self.width, self.height, scene.focal_px, "synthetic")
+        return DepthSample(f"val_{index:05d}_{scene.kind}", rgb, depth_m, valid, scene.max_depth_m, intrinsics)
 

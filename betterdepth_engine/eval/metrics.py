@@ -8,7 +8,9 @@ Protocol (Marigold's `script/depth/eval.py`), per image:
    in disparity space for disparity predictors (fit to 1/depth, floor the aligned disparity at 1e-3, invert)
    or in depth space for depth predictors.
 2. `clip_to_depth_range`: clip to the dataset's depth range.
-3. Pixel metrics (AbsRel, delta_k, RMSE), boundary F1 and DBE on the aligned depth; the caller averages images.
+3. Pixel metrics (AbsRel, delta_k, RMSE), boundary F1 and DBE on the aligned depth; with the camera's
+   intrinsics also surface normals (`normal_metrics`: angular error and flatness, the aligned depth lifted to
+   3-D with recon's lifting and grid normals); the caller averages images.
 """
 
 from __future__ import annotations
@@ -32,6 +34,20 @@ DBE_CANNY_THRESHOLDS = (0.15, 0.3)  # low, high; the values of iBims-1's Python 
 DBE_MAX_DISTANCE_PX = 10.0
 
 ALIGNMENT_SPACES = ("disparity", "depth")
+# Surface normals: shares of pixels within these angles (the usual normal-estimation thresholds).
+NORMAL_THRESHOLDS_DEG = (11.25, 22.5, 30.0)
+# Neighbouring ground-truth depths that a surface seen at less than this angle could not produce are a
+# discontinuity (recon's mesh cut, `ReconOptions.min_angle_deg`); normals are scored this many pixels away
+# from any, so that a silhouette's half-background normal is not blamed on the prediction.
+DISCONTINUITY_MIN_ANGLE_DEG = 4.0
+DISCONTINUITY_MARGIN_PX = 2
+# Flatness: a pixel is on a ground-truth plane when every ground-truth normal in the window around it is
+# within PLANAR_TOLERANCE_DEG of the window's mean normal; the prediction's roughness is the angle between its
+# normal and the mean of its normals over the same window.
+FLATNESS_WINDOW_PX = 9
+PLANAR_TOLERANCE_DEG = 0.5
+NORMAL_METRIC_NAMES = ("normal_error_deg", "normal_within_11_25", "normal_within_22_5", "normal_within_30",
+                       "flatness_deg")
 
 
 # ---------------------------------------------------------------------------------------------- alignment
@@ -210,6 +226,92 @@ def depth_boundary_errors(depth_m: np.ndarray, gt_depth_m: np.ndarray, valid_mas
     return accuracy, completeness
 
 
+# ---------------------------------------------------------------------------------------------- normals
+
+
+def surface_normals(depth_m: np.ndarray, intrinsics, keep_quads: np.ndarray) -> np.ndarray:
+    """Unit normals (3 x H x W, OpenCV camera frame; zero where no kept quad touches a pixel) of the depth map
+    lifted with `intrinsics` (`recon.camera.Intrinsics`): recon's own lifting and area-weighted grid normals."""
+    from betterdepth_engine.recon import grid
+
+    rows, columns = np.mgrid[0:depth_m.shape[0], 0:depth_m.shape[1]]
+    points = intrinsics.lift(np.asarray(depth_m, np.float64), columns, rows)
+    return grid.grid_normals(points, keep_quads).astype(np.float64)
+
+
+def continuous_quads(gt_depth_m: np.ndarray, valid_mask: np.ndarray, focal_px: float) -> np.ndarray:
+    """(H-1) x (W-1): quads of valid ground truth without a depth discontinuity (recon's mesh-cut test)."""
+    from betterdepth_engine.recon import grid
+
+    max_ratio = grid.max_depth_ratio(focal_px, DISCONTINUITY_MIN_ANGLE_DEG, math.sqrt(2.0))
+    return grid.continuous_quads(np.where(valid_mask & (gt_depth_m > 0), gt_depth_m, np.nan), max_ratio)
+
+
+def smooth_pixels(keep_quads: np.ndarray, margin_px: int = DISCONTINUITY_MARGIN_PX) -> np.ndarray:
+    """H x W: pixels whose four quads, and every quad within `margin_px` of them, are kept."""
+    from scipy.ndimage import minimum_filter
+
+    eroded = minimum_filter(keep_quads.astype(np.uint8), size=2 * margin_px + 1, mode="constant", cval=0)
+    padded = np.pad(eroded, 1)  # a pixel touches quads (r-1..r, c-1..c); outside the image counts as cut
+    return (padded[:-1, :-1] & padded[:-1, 1:] & padded[1:, :-1] & padded[1:, 1:]).astype(bool)
+
+
+def angles_deg(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Angles between vectors (3 x ...), in degrees (atan2 of |cross| and dot: exact near 0, unlike arccos)."""
+    from betterdepth_engine.recon.grid import cross
+
+    cross_product = cross(first, second)
+    sine = np.sqrt(np.einsum("k...,k...", cross_product, cross_product))
+    return np.degrees(np.arctan2(sine, np.einsum("k...,k...", first, second)))
+
+
+def window_mean_normals(normals: np.ndarray, window_px: int = FLATNESS_WINDOW_PX) -> np.ndarray:
+    """The normalised mean of the normals over the window around each pixel (3 x H x W)."""
+    from scipy.ndimage import uniform_filter
+
+    mean = np.stack([uniform_filter(component, window_px, mode="nearest") for component in normals])
+    length = np.sqrt(np.einsum("k...,k...", mean, mean))
+    return np.divide(mean, length, out=np.zeros_like(mean), where=length > 0)
+
+
+def planar_pixels(gt_normals: np.ndarray, smooth: np.ndarray, window_px: int = FLATNESS_WINDOW_PX) -> np.ndarray:
+    """H x W: pixels whose whole window is smooth and whose ground-truth normals there all lie within
+    PLANAR_TOLERANCE_DEG of the window's mean normal (the truth is a plane there)."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    whole_window_smooth = minimum_filter(smooth.astype(np.uint8), window_px, mode="constant", cval=0) > 0
+    deviation = np.where(smooth, angles_deg(gt_normals, window_mean_normals(gt_normals, window_px)), 180.0)
+    return whole_window_smooth & (maximum_filter(deviation, window_px, mode="nearest") <= PLANAR_TOLERANCE_DEG)
+
+
+def normal_metrics(depth_m: np.ndarray, gt_depth_m: np.ndarray, valid_mask: np.ndarray, intrinsics
+                   ) -> dict[str, float]:
+    """Normals of the aligned prediction against those of the ground truth, both lifted with the true
+    `intrinsics` (`recon.camera.Intrinsics` at the ground truth's size), on pixels at least
+    DISCONTINUITY_MARGIN_PX from a ground-truth discontinuity, an invalid pixel or the border:
+    - normal_error_deg: mean angle between predicted and true normals; normal_within_*: share within 11.25,
+      22.5 and 30 degrees;
+    - flatness_deg: on ground-truth planes (`planar_pixels`), the mean angle between the predicted normal and
+      the mean predicted normal over the window: 0 for any plane, whatever its tilt; ripples raise it.
+    NaN where there is no such pixel (and flatness NaN where the truth has no plane).
+    """
+    results = dict.fromkeys(NORMAL_METRIC_NAMES, math.nan)
+    keep = continuous_quads(gt_depth_m, valid_mask & np.isfinite(depth_m) & (depth_m > 0), intrinsics.focal_px)
+    smooth = smooth_pixels(keep)
+    if not smooth.any():
+        return results
+    predicted = surface_normals(np.nan_to_num(depth_m, nan=1.0), intrinsics, keep)
+    truth = surface_normals(gt_depth_m, intrinsics, keep)
+    errors = angles_deg(predicted, truth)[smooth]
+    results["normal_error_deg"] = float(errors.mean())
+    for threshold, name in zip(NORMAL_THRESHOLDS_DEG, NORMAL_METRIC_NAMES[1:4]):
+        results[name] = float(np.mean(errors < threshold))
+    planar = planar_pixels(truth, smooth)
+    if planar.any():
+        results["flatness_deg"] = float(angles_deg(predicted, window_mean_normals(predicted))[planar].mean())
+    return results
+
+
 # ---------------------------------------------------------------------------------------------- one image
 
 
@@ -225,11 +327,12 @@ def aligned_depth(prediction: np.ndarray, gt_depth_m: np.ndarray, valid_mask: np
 
 
 def depth_metrics(depth_m: np.ndarray, gt_depth_m: np.ndarray, valid_mask: np.ndarray,
-                  detail: bool = True) -> dict[str, float]:
+                  detail: bool = True, intrinsics=None) -> dict[str, float]:
     """Every metric of one aligned depth map (see `aligned_depth`) against its ground truth (same size).
 
-    `detail=False` skips boundary F1 and DBE (NaN), for sparse ground truth such as KITTI's LiDAR points,
-    where neighbouring valid pixels are too rare for edges to mean anything.
+    `detail=False` skips boundary F1, DBE and normals (NaN), for sparse ground truth such as KITTI's LiDAR
+    points, where neighbouring valid pixels are too rare for edges to mean anything. The normal metrics need
+    the ground truth's `intrinsics` (`recon.camera.Intrinsics`); without them they are NaN.
     """
     valid_mask = valid_mask & (gt_depth_m > 0) & np.isfinite(depth_m)
     results = {
@@ -241,8 +344,11 @@ def depth_metrics(depth_m: np.ndarray, gt_depth_m: np.ndarray, valid_mask: np.nd
         "boundary_f1": math.nan,
         "dbe_accuracy": math.nan,
         "dbe_completeness": math.nan,
+        **dict.fromkeys(NORMAL_METRIC_NAMES, math.nan),
     }
     if detail:
         results["boundary_f1"] = boundary_f1(depth_m, gt_depth_m, valid_mask)
         results["dbe_accuracy"], results["dbe_completeness"] = depth_boundary_errors(depth_m, gt_depth_m, valid_mask)
+        if intrinsics is not None:
+            results.update(normal_metrics(depth_m, gt_depth_m, valid_mask, intrinsics))
     return results

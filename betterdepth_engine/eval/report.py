@@ -10,6 +10,7 @@ import numpy as np
 
 from betterdepth_engine import visualize
 from betterdepth_engine.eval.datasets import DepthSample
+from betterdepth_engine.eval import metrics
 from betterdepth_engine.eval.metrics import depth_to_disparity
 from betterdepth_engine.eval.runner import METRIC_NAMES, SampleEvaluation
 
@@ -21,22 +22,31 @@ TABLE_COLUMNS = (
     ("dbe_accuracy", "DBE acc (px)", 1.0, 2),
     ("dbe_completeness", "DBE comp (px)", 1.0, 2),
 )
+# The surface-normal table (datasets with known intrinsics): mean angular error, share within 11.25 / 30
+# degrees (percent) and flatness on ground-truth planes, in degrees.
+NORMAL_COLUMNS = (
+    ("normal_error_deg", "normal err (°)", 1.0, 2),
+    ("normal_within_11_25", "< 11.25° %", 100.0, 1),
+    ("normal_within_30", "< 30° %", 100.0, 1),
+    ("flatness_deg", "flatness (°)", 1.0, 2),
+)
 ERROR_MAP_MAX = 0.2  # relative error shown at full brightness in the contact sheet's error panel
 PANEL_HEIGHT = 160
-CONTACT_SHEET_HEADERS = ("image", "base", "refined", "ground truth", "rel. error 0..20%")
+CONTACT_SHEET_HEADERS = ("image", "base", "refined", "ground truth", "rel. error 0..20%", "base normals",
+                         "refined normals", "true normals")
 
 
-def markdown_table(summary: dict[str, dict[str, float]]) -> str:
-    """Rows base / refined, columns AbsRel, delta1, boundary F1, DBE accuracy and completeness."""
-    lines = ["| | " + " | ".join(header for _, header, _, _ in TABLE_COLUMNS) + " |",
-             "|---|" + "---:|" * len(TABLE_COLUMNS)]
-    return "\n".join(lines + [markdown_row(variant, values) for variant, values in summary.items()])
+def markdown_table(summary: dict[str, dict[str, float]], columns=TABLE_COLUMNS) -> str:
+    """Rows base / refined; columns AbsRel, delta1, boundary F1, DBE accuracy and completeness by default."""
+    lines = ["| | " + " | ".join(header for _, header, _, _ in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    return "\n".join(lines + [markdown_row(variant, values, columns) for variant, values in summary.items()])
 
 
-def markdown_row(label: str, values: dict[str, float]) -> str:
+def markdown_row(label: str, values: dict[str, float], columns=TABLE_COLUMNS) -> str:
     """One row of `markdown_table`."""
     cells = ["n/a" if math.isnan(values[name]) else f"{values[name] * factor:.{decimals}f}"
-             for name, _, factor, decimals in TABLE_COLUMNS]
+             for name, _, factor, decimals in columns]
     return f"| {label} | " + " | ".join(cells) + " |"
 
 
@@ -70,10 +80,24 @@ def colorize_error(relative_error: np.ndarray, max_error: float = ERROR_MAP_MAX)
     return (rgb * 255 + 0.5).astype(np.uint8)
 
 
-def contact_row(sample: DepthSample, evaluation: SampleEvaluation) -> np.ndarray:
-    """image | base | refined | ground truth | relative error of the refined (else the base) depth.
+def normals_panel(depth_m: np.ndarray, sample: DepthSample) -> np.ndarray:
+    """Normal colours of a depth map lifted with the sample's camera (recon's convention); gray without one."""
+    from betterdepth_engine.recon.attributes import normal_colors
 
-    The three disparity panels share the ground truth's colour scale; gray marks a missing refiner."""
+    if sample.intrinsics is None:
+        return np.full((*depth_m.shape, 3), 128, np.uint8)
+    keep = metrics.continuous_quads(sample.depth_m, sample.valid_mask & np.isfinite(depth_m), sample.intrinsics.focal_px)
+    normals = metrics.surface_normals(np.nan_to_num(depth_m, nan=1.0), sample.intrinsics, keep)
+    colors = normal_colors(normals.reshape(3, -1).T.astype(np.float32)).reshape(*depth_m.shape, 3)
+    colors[~normals.any(axis=0)] = 0
+    return colors
+
+
+def contact_row(sample: DepthSample, evaluation: SampleEvaluation) -> np.ndarray:
+    """image | base | refined | ground truth | relative error of the refined (else the base) depth | normals
+    of base, refined and ground truth (with the sample's camera, cut at the truth's discontinuities).
+
+    The three disparity panels share the ground truth's colour scale; gray marks a missing refiner or camera."""
     from PIL import Image
 
     valid = sample.valid_mask
@@ -92,6 +116,10 @@ def contact_row(sample: DepthSample, evaluation: SampleEvaluation) -> np.ndarray
         prediction_panel("refined"),
         visualize.colorize_disparity(gt_disparity, value_range),
         colorize_error(np.where(valid, np.abs(shown - sample.depth_m) / np.maximum(sample.depth_m, 1e-6), np.nan)),
+        normals_panel(evaluation.depth_m["base"], sample),
+        normals_panel(evaluation.depth_m["refined"], sample) if "refined" in evaluation.depth_m
+        else np.full((*valid.shape, 3), 128, np.uint8),
+        normals_panel(sample.depth_m, sample),
     ]
     width = max(1, round(valid.shape[1] * PANEL_HEIGHT / valid.shape[0]))
     resized = [np.asarray(Image.fromarray(panel).resize((width, PANEL_HEIGHT), Image.Resampling.NEAREST))

@@ -20,7 +20,8 @@ from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BasePrediction
 from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
 
-METRIC_NAMES = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "boundary_f1", "dbe_accuracy", "dbe_completeness")
+METRIC_NAMES = ("abs_rel", "delta1", "delta2", "delta3", "rmse", "boundary_f1", "dbe_accuracy", "dbe_completeness",
+                *metrics.NORMAL_METRIC_NAMES)
 
 
 @dataclass
@@ -55,7 +56,9 @@ def score_prediction(disparity: np.ndarray, sample: DepthSample, protocol: EvalP
     depth_m = metrics.aligned_depth(prediction, sample.depth_m, sample.valid_mask, protocol.min_depth_m,
                                     min(protocol.max_depth_m, sample.max_depth_m), alignment,
                                     protocol.alignment_max_resolution)
-    return metrics.depth_metrics(depth_m, sample.depth_m, sample.valid_mask, protocol.dense_ground_truth), depth_m
+    scores = metrics.depth_metrics(depth_m, sample.depth_m, sample.valid_mask, protocol.dense_ground_truth,
+                                   sample.intrinsics)
+    return scores, depth_m
 
 
 class SimulatedBase:

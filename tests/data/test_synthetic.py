@@ -152,3 +152,28 @@ def test_rendering_on_cpu_leaves_the_thread_setting_as_it_was():
     threads = torch.get_num_threads()
     generate_scene(1, 16, 16)
     assert torch.get_num_threads() == threads
+
+
+def test_texture_copy_scenes_are_flat_faces_with_high_contrast_texture():
+    """Every valid ground-truth normal, lifted with the scene's own camera, is one of the room's six face
+    normals (no relief anywhere), while the image carries strong edges inside those faces."""
+    from betterdepth_engine.data.scenes import random_scene
+    from betterdepth_engine.eval import metrics
+    from betterdepth_engine.recon.camera import intrinsics_from_focal_px
+
+    for seed in (seed_for("val", 0), seed_for("val", 3)):
+        scene = random_scene(np.random.default_rng(seed), 240, 320, "texture_copy")
+        sample = render_scene(scene, seed)
+        depth, valid = sample.depth.numpy().astype(np.float64), sample.valid_mask.numpy()
+        camera = intrinsics_from_focal_px(320, 240, sample.focal_px)
+        keep = metrics.continuous_quads(depth, valid, camera.focal_px)
+        normals = metrics.surface_normals(depth, camera, keep)
+        # Pixels whose 3 x 3 neighbourhood lies on one face (creases between faces are continuous in depth).
+        planar = metrics.planar_pixels(normals, metrics.smooth_pixels(keep), window_px=3)
+        assert valid.all() and planar.mean() > 0.6
+        faces_in_camera = scene.camera.world_from_camera.T @ np.concatenate([np.eye(3), -np.eye(3)], axis=1)
+        angles = metrics.angles_deg(faces_in_camera[:, :, None], normals[:, planar][:, None, :])  # 6 x N
+        assert angles.min(axis=0).max() < 0.05
+        gray = sample.image.mean(0).numpy()
+        edges = (np.abs(np.diff(gray, axis=1))[:-1] > 0.1) & planar[:-1, :-1]
+        assert edges.mean() > 0.005  # texture edges inside flat faces

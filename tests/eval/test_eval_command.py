@@ -75,7 +75,7 @@ def test_eval_scores_base_and_refined_and_writes_reports(tmp_path, folder_datase
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.mode == "RGB"
     assert sheet.height == 18 + 3 * (report.PANEL_HEIGHT + 4)  # header + 3 rows (4 asked, 3 samples)
-    assert sheet.width == 5 * round(56 * report.PANEL_HEIGHT / 40) + 4 * 4
+    assert sheet.width == 8 * round(56 * report.PANEL_HEIGHT / 40) + 7 * 4  # 5 panels + 3 (gray) normal panels
 
 
 def test_eval_without_refiner_scores_the_base_alone_and_respects_limit(tmp_path, folder_dataset, tiny_base_dir,
@@ -166,6 +166,29 @@ def test_simulated_bases_are_ground_truth_of_known_quality(tmp_path, tiny_refine
     assert scores["mild"]["boundary_f1"] > scores["blurry"]["boundary_f1"]
     with pytest.raises(BetterDepthError, match="Unknown simulated base 'sharp'"):
         run_eval(["--synthetic", "1", "--base", "simulated:sharp", "--refiner", "none", "-o", str(tmp_path / "x")])
+
+
+def test_texture_copy_scenes_are_scored_for_normals_and_flatness(tmp_path, tiny_refiner_dir, capsys):
+    """`--scene-kind texture_copy`: flat rooms with the true camera, so every variant gets normal error and
+    flatness (per image and in the summary) and the second table is printed; the true depth scores 0."""
+    out = tmp_path / "out"
+    assert run_eval(["--synthetic", "2", "--scene-kind", "texture_copy", "--base", "simulated:blurry", "--refiner",
+                     str(tiny_refiner_dir), "--processing-resolution", "64", "--steps", "1", "-q", "-o",
+                     str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "synthetic-val-texture_copy: 2 image(s)" in printed
+    assert "| | normal err (°) | < 11.25° % | < 30° % | flatness (°) |" in printed
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["dataset"]["name"] == "synthetic-val-texture_copy"
+    for variant in ("base", "refined"):
+        assert results["images_per_metric"][variant]["flatness_deg"] == 2
+        assert 0 < results["metrics"][variant]["normal_error_deg"] < 90
+        assert 0 <= results["metrics"][variant]["normal_within_11_25"] <= results["metrics"][variant]["normal_within_30"] <= 1
+    rows = list(csv.DictReader((out / "per_image.csv").open()))
+    assert [row["name"] for row in rows] == ["val_00000_texture_copy"] * 2 + ["val_00001_texture_copy"] * 2
+    assert all(float(row["flatness_deg"]) > 0 for row in rows)
+    with pytest.raises(BetterDepthError, match="--scene-kind goes with --synthetic"):
+        run_eval(["--folder", str(tmp_path), "--scene-kind", "texture_copy", "-o", str(tmp_path / "x")])
 
 
 def test_autoencoder_round_trip_leaves_the_unet_out(tmp_path, tiny_base_dir, tiny_refiner_dir):

@@ -174,3 +174,77 @@ def test_no_common_valid_pixel_is_an_error():
     gt = scene_depth_m()
     with pytest.raises(ValueError, match="no pixel is valid"):
         metrics.aligned_depth(np.full(gt.shape, np.nan), gt, all_valid(gt), 1e-3, 10.0)
+
+
+# ---------------------------------------------------------------------------------------------- normals
+
+
+def tilted_plane_depth_m(intrinsics, normal=(0.3, -0.2, -1.0), distance_m=5.0):
+    """Depth of the plane n . X = -distance seen by `intrinsics` (its normal faces the camera)."""
+    normal = np.asarray(normal) / np.linalg.norm(normal)
+    rows, columns = np.mgrid[0:intrinsics.height, 0:intrinsics.width]
+    rays = np.stack([(columns - intrinsics.cx) / intrinsics.fx, (rows - intrinsics.cy) / intrinsics.fy,
+                     np.ones(columns.shape)])
+    return distance_m / np.abs(np.einsum("k,khw->hw", normal, rays)), normal
+
+
+@pytest.fixture
+def camera():
+    from betterdepth_engine.recon.camera import intrinsics_from_focal_px
+
+    return intrinsics_from_focal_px(128, 96, 150.0)
+
+
+def test_a_plane_predicted_exactly_has_zero_normal_error_and_is_flat(camera):
+    gt, _ = tilted_plane_depth_m(camera)
+    scores = metrics.normal_metrics(gt.copy(), gt, all_valid(gt), camera)
+    assert scores["normal_error_deg"] < 1e-4 and scores["flatness_deg"] < 1e-4
+    assert scores["normal_within_11_25"] == scores["normal_within_22_5"] == scores["normal_within_30"] == 1
+
+
+def test_a_tilted_plane_is_recovered_exactly_from_affine_disparity(camera):
+    """A plane's disparity is affine in the pixel coordinates, so the protocol's alignment restores it."""
+    gt, _ = tilted_plane_depth_m(camera)
+    depth = metrics.aligned_depth(7.0 / gt - 0.3, gt, all_valid(gt), 1e-3, 100.0)
+    scores = metrics.depth_metrics(depth, gt, all_valid(gt), intrinsics=camera)
+    assert scores["normal_error_deg"] < 1e-3 and scores["flatness_deg"] < 1e-3
+
+
+def test_a_fronto_parallel_guess_of_a_tilted_plane_is_off_by_the_tilt_but_flat(camera):
+    gt, normal = tilted_plane_depth_m(camera)
+    tilt_deg = np.degrees(np.arccos(abs(normal[2])))  # 19.83 degrees
+    scores = metrics.normal_metrics(np.full(gt.shape, 5.0), gt, all_valid(gt), camera)
+    assert scores["normal_error_deg"] == pytest.approx(tilt_deg, abs=1e-6)
+    assert (scores["normal_within_11_25"], scores["normal_within_22_5"], scores["normal_within_30"]) == (0, 1, 1)
+    assert scores["flatness_deg"] < 1e-6
+
+
+def test_a_rippled_plane_has_the_ripples_slope_as_normal_error_and_flatness():
+    """Depth z0 + a sin(2 pi u / 9) on a fronto-parallel plane at z0, seen by a long lens (the lateral scale
+    z0 / f per pixel is then the same everywhere). The grid normals see the central difference of the ripple,
+    a sin(2 pi / 9) cos(phase) per pixel, so each pixel's error is atan of that over z0 / f; flatness (window =
+    one period: the mean normal is the plane's) is the same mean."""
+    from betterdepth_engine.recon.camera import intrinsics_from_focal_px
+
+    camera = intrinsics_from_focal_px(126, 90, 3000.0)
+    z0, amplitude, period = 5.0, 0.003, 9
+    columns = np.arange(126)
+    rippled = np.tile(z0 + amplitude * np.sin(2 * np.pi * columns / period), (90, 1))
+    slopes = amplitude * np.sin(2 * np.pi / period) * np.cos(2 * np.pi * np.arange(period) / period) / (z0 / 3000.0)
+    expected_deg = np.degrees(np.arctan(np.abs(slopes))).mean()  # 40.8 degrees
+    scores = metrics.normal_metrics(rippled, np.full(rippled.shape, z0), all_valid(rippled), camera)
+    assert scores["normal_error_deg"] == pytest.approx(expected_deg, rel=0.01)
+    assert scores["flatness_deg"] == pytest.approx(expected_deg, rel=0.01)
+
+
+def test_normals_skip_discontinuities_and_need_intrinsics(camera):
+    """A box in front of a wall predicted exactly: the silhouette's normals are left out, so the error is 0;
+    without the camera the normal metrics are NaN."""
+    gt = np.full((96, 128), 4.0)
+    gt[30:60, 40:80] = 2.0
+    scores = metrics.depth_metrics(gt.copy(), gt, all_valid(gt), intrinsics=camera)
+    assert scores["normal_error_deg"] == 0 and scores["flatness_deg"] == 0
+    smooth = metrics.smooth_pixels(metrics.continuous_quads(gt, all_valid(gt), camera.focal_px))
+    assert not smooth[28:33, 38:82].any() and not smooth[0].any()  # near the step and at the border
+    assert smooth[45, 60] and smooth[10, 10]
+    assert math.isnan(metrics.depth_metrics(gt.copy(), gt, all_valid(gt))["normal_error_deg"])
