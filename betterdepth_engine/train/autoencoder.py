@@ -22,7 +22,7 @@ from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
     RunSettings, TrainingLog, autocast, checkpoint_if_due, learning_rate_at, prepare_run_folder, random_crops,
-    resume, set_learning_rate, synthetic_batches, training_device,
+    resume, set_learning_rate, training_batches, training_device,
 )
 
 # The modules that define the latent space: frozen when fine-tuning the decoder (post_quant_conv is the decoder's).
@@ -100,7 +100,7 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     crop_generator = torch.Generator().manual_seed(settings.seed)
     stateful = {"vae": vae, "optimizer": optimizer, "crop_generator": crop_generator}
     first_step, _ = resume(folder, settings, stateful)
-    batches = synthetic_batches(settings, first_step)
+    batches = training_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train autoencoder")
     for step in range(first_step, settings.steps):
         rate = learning_rate_at(settings, step)

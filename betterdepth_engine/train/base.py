@@ -15,7 +15,7 @@ from betterdepth_engine.models.default_base import CLASS_NAME, SmallDepthNet, is
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
     RunSettings, TrainingLog, autocast, checkpoint_if_due, learning_rate_at, prepare_run_folder, resume,
-    set_learning_rate, synthetic_batches, training_device,
+    set_learning_rate, training_batches, training_device,
 )
 
 
@@ -61,7 +61,7 @@ def train_base(settings: BaseTrainingSettings) -> Path:
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
     stateful = {"network": network, "optimizer": optimizer}
     first_step, _ = resume(folder, settings, stateful)
-    batches = synthetic_batches(settings, first_step)
+    batches = training_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train base")
     for step in range(first_step, settings.steps):
         rate = learning_rate_at(settings, step, WARMUP_STEPS)

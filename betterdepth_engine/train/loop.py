@@ -37,6 +37,10 @@ class RunSettings:
     log_every: int = 10
     data_workers: int = 0  # DataLoader processes rendering synthetic scenes (0 = in the training process)
     scene_cache: str = ""  # a folder from scripts/cache_synthetic.py: reuse those scenes instead of rendering
+    # Real data instead of synthetic scenes (train/real_data.py): NAME:ROOT[:SPLIT_FILE],... with NAME hypersim or
+    # vkitti, in Marigold's layouts; mixed by dataset_weights (empty: equally; the paper's mix: 0.9,0.1).
+    datasets: str = ""
+    dataset_weights: str = ""
     # The last N steps decay the learning rate linearly to 0 (warmup-stable-decay): a run at a constant rate
     # can be extended, and resumed with a cooldown once its budget is known.
     cooldown_steps: int = 0
@@ -201,10 +205,20 @@ class TrainingLog:
         self.bar.close()
 
 
-def synthetic_batches(settings: RunSettings, first_step: int) -> Iterator[dict]:
-    """Training batches of synthetic scenes, resuming exactly where step `first_step` would start."""
+def training_batches(settings: RunSettings, first_step: int, process_index: int = 0,
+                     num_processes: int = 1) -> Iterator[dict]:
+    """Training batches (real datasets with --datasets, else synthetic scenes), resuming exactly where step
+    `first_step` would start; with several processes (accelerate), each takes its own share of batches."""
     from torch.utils.data import DataLoader
 
+    if settings.datasets:
+        from betterdepth_engine.train.real_data import real_batches
+
+        return real_batches(settings, first_step * settings.gradient_accumulation, process_index, num_processes)
+    if num_processes > 1:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "Training on several processes needs --datasets.",
+                               "Synthetic scenes are drawn in sequence by one process: train them on one GPU, or "
+                               "pass real datasets (hypersim:ROOT,vkitti:ROOT).")
     if settings.scene_cache:
         from betterdepth_engine.data.cache import cached_batches
 

@@ -9,6 +9,7 @@ Switches for the paper's ablation: no conditioning, no pre-alignment, no patch m
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 from pathlib import Path
@@ -22,8 +23,8 @@ from betterdepth_engine.models.refiner import (
 )
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, checkpoint_if_due, learning_rate_at, prepare_run_folder, random_crops,
-    resume, set_learning_rate, synthetic_batches, training_device,
+    RunSettings, TrainingLog, checkpoint_if_due, learning_rate_at, prepare_run_folder, random_crops,
+    resume, set_learning_rate, training_batches, training_device,
 )
 
 # U-Net sizes for training from scratch. "small" is the CPU-sized default; from SD2/Marigold use --init.
@@ -202,24 +203,38 @@ def sample_timesteps(settings: RefinerTrainingSettings, batch_size: int, generat
 
 
 def train_refiner(settings: RefinerTrainingSettings) -> Path:
-    """Train (or resume) and export the refiner to OUTPUT_DIR/refiner; returns that folder."""
+    """Train (or resume) and export the refiner to OUTPUT_DIR/refiner; returns that folder.
+
+    Runs on one device, or on several GPUs when started by `accelerate launch` (each process takes its own
+    batches; gradients are averaged, so the effective batch is batch_size x gradient_accumulation x processes).
+    Mixed precision (--mixed-precision bf16/fp16) goes through accelerate's autocast and, for fp16, its scaler.
+    """
+    from accelerate import Accelerator
     from diffusers.training_utils import EMAModel
 
     if settings.predict_correction and not settings.conditioning:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--predict-correction needs the conditioning input.",
                                "Drop --no-conditioning, or --predict-correction.")
     device = training_device(settings)
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=device.type == "cpu",
+                              device_placement=False)
+    if accelerator.num_processes > 1:
+        device = accelerator.device  # this process's GPU
+    main = accelerator.is_main_process
     # Models first: a wrong path or name fails before a run folder with those settings exists.
     bases = training_bases(settings, device)
     refiner = build_refiner(settings)
-    folder = prepare_run_folder(settings)
+    if main:
+        folder = prepare_run_folder(settings)
+    accelerator.wait_for_everyone()
+    folder = Path(settings.output_dir)
     unet = refiner.unet.train().requires_grad_(True)
     refiner.vae.to(device)
     unet.to(device)
     embedding = refiner.empty_prompt_embedding.to(device)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     ema = EMAModel(unet.parameters(), decay=settings.ema_decay) if settings.ema_decay > 0 else None
-    generator = torch.Generator().manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed + 1000 * accelerator.process_index)
     crop_generator = torch.Generator().manual_seed(settings.seed + 1)
     base_choice_generator = torch.Generator().manual_seed(settings.seed + 3)
 
@@ -232,18 +247,19 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
         for base, base_state in zip(bases, base_states):
             if isinstance(base, SimulatedBase):
                 base.generator.set_state(base_state)
+    model, prepared_optimizer = accelerator.prepare(unet, optimizer)
 
     factor = vae_downscale_factor(refiner.vae)
     alphas_cumprod = refiner.scheduler.alphas_cumprod.to(device)
-    batches = synthetic_batches(settings, first_step)
-    log = TrainingLog(folder, first_step, settings.steps, "train refiner")
+    batches = training_batches(settings, first_step, accelerator.process_index, accelerator.num_processes)
+    log = TrainingLog(folder, first_step, settings.steps, "train refiner") if main else None
     for step in range(first_step, settings.steps):
         rate = learning_rate_at(settings, step)
         set_learning_rate(optimizer, rate)
         values = {"loss": 0.0, "kept_patches": 0.0}
         if len(bases) > 1:
             values["second_base"] = 0.0
-        for _ in range(settings.gradient_accumulation):
+        for micro_step in range(settings.gradient_accumulation):
             batch = next(batches)
             base = bases[0]
             if len(bases) > 1 and torch.rand((), generator=base_choice_generator) < settings.second_base_share:
@@ -267,21 +283,28 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
             noise = torch.randn(target_latent.shape, generator=generator).to(device)
             noisy, velocity = objectives.v_prediction_target(target_latent, noise, alphas_cumprod[timesteps])
             parts = [image_latent, conditioning_latent, noisy] if settings.conditioning else [image_latent, noisy]
-            with autocast(settings, device):
-                prediction = unet(torch.cat(parts, dim=1), timesteps,
-                                  encoder_hidden_states=embedding.expand(image.shape[0], -1, -1)).sample
-            loss = objectives.masked_mse(prediction.float(), velocity, mask) / settings.gradient_accumulation
-            loss.backward()
+            # Gradients are averaged across processes once per step, on its last micro-batch.
+            last = micro_step == settings.gradient_accumulation - 1
+            with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                with accelerator.autocast():
+                    prediction = model(torch.cat(parts, dim=1), timesteps,
+                                       encoder_hidden_states=embedding.expand(image.shape[0], -1, -1)).sample
+                loss = objectives.masked_mse(prediction.float(), velocity, mask) / settings.gradient_accumulation
+                accelerator.backward(loss)
             values["loss"] += loss.item()
             values["kept_patches"] += kept / settings.gradient_accumulation
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        accelerator.clip_grad_norm_(unet.parameters(), 1.0)
+        prepared_optimizer.step()
+        prepared_optimizer.zero_grad(set_to_none=True)
         if ema is not None:
             ema.step(unet.parameters())
-        log.step(step + 1, values | {"lr": rate}, write=(step + 1) % settings.log_every == 0)
-        checkpoint_if_due(folder, settings, step + 1, stateful, base_generators=[
-            base.generator.get_state() if isinstance(base, SimulatedBase) else None for base in bases])
+        if main:
+            log.step(step + 1, values | {"lr": rate}, write=(step + 1) % settings.log_every == 0)
+            checkpoint_if_due(folder, settings, step + 1, stateful, base_generators=[
+                base.generator.get_state() if isinstance(base, SimulatedBase) else None for base in bases])
+    accelerator.wait_for_everyone()
+    if not main:
+        return folder / "refiner"
     log.close()
     return export_refiner(refiner, ema, settings, folder / "refiner")
 
