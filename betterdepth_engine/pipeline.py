@@ -75,6 +75,7 @@ class BetterDepthPipeline:
                 else options.processing_resolution
             ),
             "strength": options.strength or config.default_strength,
+            "noise": options.noise or config.default_noise,
             "ensemble_reduction": options.ensemble_reduction,
             "seed": options.seed,
         }
@@ -135,7 +136,7 @@ class BetterDepthPipeline:
         try:
             members = refiner.refine(
                 pixels, conditioning, members_per_image, settings["denoising_steps"], settings["strength"],
-                generators, step_progress, timings,
+                generators, step_progress, timings, settings["noise"],
             ).float().cpu()
         except torch.OutOfMemoryError:
             raise BetterDepthError(

@@ -12,6 +12,8 @@ from betterdepth_engine.errors import BetterDepthError
 # The smallest long side the refiner may work at: 8 latent pixels with the usual 8x autoencoder. Below it the
 # result is noise at best (at 7 px a whole photo is one latent pixel).
 MIN_PROCESSING_RESOLUTION = 64
+# Where denoising starts: a seeded Gaussian draw, or its mean (a deterministic single estimate).
+NOISE_KINDS = ("random", "zero")
 
 
 @dataclass
@@ -22,6 +24,7 @@ class RefineOptions:
     ensemble_size: int | None = None
     processing_resolution: int | None = None  # long side in pixels; 0 = the input's own resolution
     strength: float | None = None
+    noise: str | None = None  # "random" or "zero" (the starting noise's mean: deterministic)
     ensemble_reduction: str = "mean"
     seed: int = 0
 
@@ -36,6 +39,8 @@ class RefineOptions:
                             f"{MIN_PROCESSING_RESOLUTION} px, not {self.processing_resolution}")
         if self.strength is not None and not 0.0 < self.strength <= 1.0:
             problems.append(f"strength must be in (0, 1], not {self.strength}")
+        if self.noise not in (None, *NOISE_KINDS):
+            problems.append(f"the noise must be one of {', '.join(NOISE_KINDS)}, not {self.noise!r}")
         if self.ensemble_reduction not in ("mean", "median"):
             problems.append("the ensemble reduction must be 'mean' or 'median'")
         if problems:

@@ -79,6 +79,9 @@ def add_estimate_options(parser: argparse.ArgumentParser) -> None:
                              "input's (default: the refiner's)")
     refine.add_argument("--strength", type=float, metavar="S",
                         help="1 = denoise from pure noise; lower keeps more of the base (training-free: 0.3-0.7)")
+    refine.add_argument("--noise", choices=("random", "zero"),
+                        help="starting noise: random (a seeded sample) or zero (its mean: one deterministic "
+                             "estimate, no sampling texture) (default: the refiner's; the shipped refiner: zero)")
     refine.add_argument("--far-near-ratio", type=float, default=10.0, metavar="R",
                         help="the farthest depth is this many times the nearest: assumed when converting "
                              "Marigold's depth to disparity and when lifting --mesh (as in `betterdepth mesh`) "
@@ -130,7 +133,7 @@ def checked_settings(args):
     mesh_formats = comma_list(args.mesh, MESH_FORMATS, "mesh format(s)")
     options = RefineOptions(
         denoising_steps=args.steps, ensemble_size=args.ensemble_size, processing_resolution=args.processing_resolution,
-        strength=args.strength, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
+        strength=args.strength, noise=args.noise, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
     )
     if args.batch_size < 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.", "Use --batch-size 1 or more.")

@@ -72,6 +72,8 @@ def add_parser(subparsers) -> None:
                         help="refiner long side; 0 = native (default: the benchmark's, else the refiner's)")
     refine.add_argument("--strength", type=float, metavar="S",
                         help="1 = denoise from pure noise; lower keeps more of the base (default: the refiner's)")
+    refine.add_argument("--noise", choices=("random", "zero"),
+                        help="starting noise: random (a seeded sample) or zero (its mean) (default: the refiner's)")
     refine.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--alignment", choices=("disparity", "depth"), default="disparity",
@@ -136,7 +138,8 @@ def run(args) -> int:
     protocol = dataset.protocol
     resolution = protocol.processing_resolution if args.processing_resolution is None else args.processing_resolution
     options = RefineOptions(denoising_steps=args.steps, ensemble_size=args.ensemble_size,
-                            processing_resolution=resolution, strength=args.strength, seed=args.seed)
+                            processing_resolution=resolution, strength=args.strength, noise=args.noise,
+                            seed=args.seed)
     device, dtype = resolve_device(args.device, args.dtype)
     if args.base.startswith("simulated:"):
         base = runner.SimulatedBase(args.base.removeprefix("simulated:"), args.seed)

@@ -44,6 +44,10 @@ class RefinerConfig:
     default_processing_resolution: int = 768
     # 1.0 starts from pure noise; below 1 starts from the conditioning noised to that fraction of the schedule.
     default_strength: float = 1.0
+    # The starting noise: "random" (Gaussian, seeded: a sample, as the paper draws it) or "zero" (its mean: one
+    # deterministic estimate; a 1-step sample from random noise carries that noise's texture into flat areas,
+    # docs/results.md "Refiner that does no harm"; ensemble members are then identical).
+    default_noise: str = "random"
     # far/near depth ratio assumed when converting disparity to depth for a depth-space U-Net.
     depth_range_ratio: float = 10.0
     low_percentile: float = 0.02
@@ -330,13 +334,15 @@ class DepthRefiner:
         generators: list[torch.Generator],
         on_step: Callable[[int, int], None] | None = None,
         timings: dict[str, float] | None = None,
+        noise_kind: str = "random",
     ) -> torch.Tensor:
         """Refine B images: image [B, 3, H, W] in [-1, 1]; conditioning [B, 1, H, W] in [-1, 1] in the U-Net's
         target space; H and W multiples of `downscale_factor`; one noise generator per image. Returns the
         members [B * E, 1, H, W] in [-1, 1], image-major.
 
         Images and conditionings are encoded once, in one VAE call, and shared by every step and member.
-        `timings`, if given, receives seconds for "encode", "step_1".."step_N" and "decode".
+        `timings`, if given, receives seconds for "encode", "step_1".."step_N" and "decode". `noise_kind` "zero"
+        starts from the noise's mean instead of a draw (RefinerConfig.default_noise).
         """
         clock = _StageClock(self.device, timings)
         image_latent, conditioning_latent = self.encode(
@@ -351,6 +357,8 @@ class DepthRefiner:
         # Noise is drawn on the CPU, per image, so a seed gives the same result on every device and in any batch.
         noise = torch.cat([torch.randn((ensemble_size, *image_latent.shape[1:]), generator=generator)
                            for generator in generators])
+        if noise_kind == "zero":
+            noise = torch.zeros_like(noise)
         latent = self.denoise(
             image_latent.repeat_interleave(ensemble_size, dim=0),
             conditioning_latent.repeat_interleave(ensemble_size, dim=0),

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.default_base import DefaultBaseModel
 from betterdepth_engine.models.file_base import FileBaseModel
@@ -38,6 +39,21 @@ def test_seed_determinism_and_ensemble_uncertainty(pipeline):
     other = pipeline(image, RefineOptions(ensemble_size=3, processing_resolution=64, seed=6))
     assert not np.array_equal(first.disparity, other.disparity)
     assert first.metadata["ensemble_size"] == 3 and first.metadata["seed"] == 5
+
+
+def test_zero_noise_is_one_deterministic_estimate_whatever_the_seed(pipeline):
+    """noise="zero" starts denoising from the noise's mean: every seed and member give the same result, unlike
+    random noise; the metadata says which was used (the refiner's default when not asked)."""
+    image = LoadedImage(rgb=random_rgb(40, 40))
+    zero = [pipeline(image, RefineOptions(ensemble_size=2, processing_resolution=64, seed=seed, noise="zero"))
+            for seed in (1, 2)]
+    assert np.array_equal(zero[0].disparity, zero[1].disparity) and zero[0].uncertainty.max() == 0
+    assert zero[0].metadata["noise"] == "zero"
+    randomly = pipeline(image, RefineOptions(processing_resolution=64, seed=1))
+    assert randomly.metadata["noise"] == pipeline.refiner.config.default_noise == "random"  # the tiny refiner's
+    assert not np.array_equal(randomly.disparity, zero[0].disparity)
+    with pytest.raises(BetterDepthError, match="the noise must be one of random, zero, not 'none'"):
+        RefineOptions(noise="none")
 
 
 def test_without_refiner_the_result_is_the_base(tiny_base_dir):
