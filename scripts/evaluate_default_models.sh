@@ -130,6 +130,17 @@ for base in default simulated:blurry; do
     evaluate "mixed-on-${base#simulated:}" --base "$base" --refiner "$RUNS/export-mixed/refiner" "${TARGET[@]}"
 done
 
+# "A refiner that does no harm": normal error and flatness, on texture-copy scenes (flat rooms with busy
+# texture) and the usual ones, with the starting noise random (the default before) and zero (the default now).
+for noise in random zero; do
+    suffix=${noise/random/}
+    evaluate "harm-texture${suffix:+-$suffix}" --scene-kind texture_copy --noise "$noise"
+    evaluate "harm-default${suffix:+-$suffix}" --noise "$noise"
+    evaluate "harm-blurry${suffix:+-$suffix}" --base simulated:blurry --noise "$noise"
+done
+evaluate harm-texture-256 --scene-kind texture_copy --noise random --processing-resolution 256
+$PY scripts/results_tables.py "$RESULTS" --harm
+
 # docs/results.md's contact sheets, as JPEGs.
 for name in default simulated-blurry plug-and-play-base-700; do
     $PY -c "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB').save(sys.argv[2], quality=90)" \

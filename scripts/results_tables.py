@@ -1,6 +1,7 @@
 """Print docs/results.md's tables from the metrics.json files of scripts/evaluate_default_models.sh.
 
     python scripts/results_tables.py build/results
+    python scripts/results_tables.py build/results --harm   (only "A refiner that does no harm")
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from betterdepth_engine.eval.report import TABLE_COLUMNS, markdown_table
+from betterdepth_engine.eval.report import NORMAL_COLUMNS, TABLE_COLUMNS, markdown_table
 
 ABLATION = [("no conditioning", "no-conditioning"), ("conditioning only", "conditioning-only"),
             ("+ global pre-alignment", "pre-alignment"), ("+ local patch masking (full)", "full")]
@@ -37,7 +38,13 @@ def metrics(results: Path, name: str) -> dict[str, dict[str, float]]:
             for variant, values in summary.items()}
 
 
-LOWER_IS_BETTER = {"abs_rel", "dbe_accuracy", "dbe_completeness"}
+LOWER_IS_BETTER = {"abs_rel", "dbe_accuracy", "dbe_completeness", "normal_error_deg", "flatness_deg"}
+# "A refiner that does no harm": AbsRel, delta1, boundary F1, normal error, share within 11.25 deg, flatness.
+HARM_COLUMNS = (*TABLE_COLUMNS[:3], *NORMAL_COLUMNS[:2], NORMAL_COLUMNS[3])
+# (title, results folder with random starting noise, with zero noise, the other candidate or None)
+HARM_SETS = (("texture-copy scenes, shipped base", "harm-texture", "harm-texture-zero", "harm-texture-256"),
+             ("validation scenes, shipped base", "harm-default", "harm-default-zero", None),
+             ("validation scenes, simulated blurry base", "harm-blurry", "harm-blurry-zero", None))
 
 
 @dataclass
@@ -65,7 +72,8 @@ def selection_metrics(results: Path, name: str, first_scene: int = 100) -> dict[
             for variant in ("base", "refined")}
 
 
-def paired_differences(results: Path, name: str, first_scene: int, last_scene: int) -> dict[str, PairedDifference]:
+def paired_differences(results: Path, name: str, first_scene: int, last_scene: int,
+                       columns=TABLE_COLUMNS) -> dict[str, PairedDifference]:
     """Per metric, refined minus base over the scenes [first_scene, last_scene); the interval from 2000
     resamplings of scenes (seed 0)."""
     per_scene: dict[str, dict[str, dict]] = {}
@@ -73,7 +81,7 @@ def paired_differences(results: Path, name: str, first_scene: int, last_scene: i
         per_scene.setdefault(row["name"], {})[row["variant"]] = row
     generator = np.random.default_rng(0)
     differences_by_metric = {}
-    for key, _, factor, _ in TABLE_COLUMNS:
+    for key, _, factor, _ in columns:
         differences = np.array([float(pair["refined"][key] or "nan") - float(pair["base"][key] or "nan")
                                 for pair in per_scene.values()])
         differences = differences[np.isfinite(differences)] * factor
@@ -87,7 +95,32 @@ def mean_and_interval(difference: PairedDifference, decimals: int) -> tuple[str,
     return f"{difference.mean:+.{decimals}f}", f"[{difference.low:+.{decimals}f}, {difference.high:+.{decimals}f}]"
 
 
+def harm_tables(results: Path) -> None:
+    """Base, refined with random starting noise and with zero noise; then refined minus base per scene."""
+    for title, random_name, zero_name, other_name in HARM_SETS:
+        random_noise, zero_noise = metrics(results, random_name), metrics(results, zero_name)
+        rows = {"base": random_noise["base"], "+ refiner, random noise (the default before)": random_noise["refined"],
+                "+ refiner, zero noise (the default now)": zero_noise["refined"]}
+        if other_name and (results / other_name / "metrics.json").exists():
+            rows["+ refiner, random noise, 256 px"] = metrics(results, other_name)["refined"]
+        print(f"\n## {title}\n")
+        print(markdown_table(rows, HARM_COLUMNS))
+        print(f"\nRefined minus base per scene, mean [95 % interval] (scenes made worse):\n")
+        print("| | " + " | ".join(header for _, header, _, _ in HARM_COLUMNS) + " |")
+        print("|---|" + "---:|" * len(HARM_COLUMNS))
+        for label, name in (("random noise", random_name), ("zero noise", zero_name), ("random noise, 256 px", other_name)):
+            if not name or not (results / name / "metrics.json").exists():
+                continue
+            differences = paired_differences(results, name, 0, 100, HARM_COLUMNS)
+            cells = [" ".join(mean_and_interval(differences[key], decimals)) + f" ({differences[key].worse})"
+                     for key, _, _, decimals in HARM_COLUMNS]
+            print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
+    if "--harm" in sys.argv:
+        harm_tables(Path(sys.argv[1]))
+        return
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "build/results")
     default, target = metrics(results, "default"), metrics(results, "target-refiner")
     print("## Shipped base vs. shipped refiner\n")

@@ -36,7 +36,7 @@ def test_estimate_uses_the_shipped_models_by_default(tmp_path):
 def _evaluate_shipped_refiner(output, *options) -> tuple[dict, dict]:
     import json
 
-    assert main(["eval", "--synthetic", "12", "-q", "-o", str(output), *options]) == 0
+    assert main(["eval", "--synthetic", "12", "-q", "-o", str(output), *options]) == 0  # a later --synthetic wins
     metrics = json.loads((output / "metrics.json").read_text())["metrics"]
     return metrics["base"], metrics["refined"]
 
@@ -58,3 +58,17 @@ def test_refiner_keeps_the_shipped_base_layout_at_its_defaults(tmp_path):
     base, refined = _evaluate_shipped_refiner(tmp_path)
     assert refined["boundary_f1"] >= base["boundary_f1"]
     assert refined["delta1"] >= base["delta1"] - 0.003 and refined["abs_rel"] <= base["abs_rel"] + 0.003
+
+
+# How much rougher than its base the refined depth may be on flat, textured walls, in degrees of flatness
+# (mean over the scenes). At its defaults the shipped refiner is smoother than its base there (docs/results.md,
+# "A refiner that does no harm"); with random starting noise it was 1.5 degrees rougher on the same scenes.
+FLATNESS_TOLERANCE_DEG = 0.25
+
+
+def test_refiner_copies_no_texture_into_flat_walls(tmp_path):
+    """Texture-copy scenes (flat rooms covered in pictures, text and tiles): the shipped refiner at its defaults
+    does not make the walls rougher than the shipped base does, and its normals are not worse."""
+    base, refined = _evaluate_shipped_refiner(tmp_path, "--scene-kind", "texture_copy", "--synthetic", "6")
+    assert refined["flatness_deg"] <= base["flatness_deg"] + FLATNESS_TOLERANCE_DEG
+    assert refined["normal_error_deg"] <= base["normal_error_deg"] + FLATNESS_TOLERANCE_DEG
