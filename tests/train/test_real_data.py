@@ -105,3 +105,33 @@ def test_the_paper_recipe_runs_end_to_end_on_real_layouts(tmp_path, hypersim, vk
                  "--refiner", str(run / "refiner"), "-q"]) == 0
     disparity = np.load(out / "photo_disparity.npy")
     assert disparity.shape == (50, 75) and np.isfinite(disparity).all()
+
+
+@pytest.mark.slow
+def test_refiner_training_runs_on_two_processes(tmp_path, hypersim, tiny_stable_diffusion_dir):
+    """Multi-GPU training is accelerate's data-parallel path; two CPU processes (torchrun, gloo) run the same
+    code: both train, the main one logs, checkpoints and exports a refiner the engine loads."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from betterdepth_engine.models.refiner import DepthRefiner
+    from tests.tiny_models import build_tiny_depth_anything
+
+    run = tmp_path / "run"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = [str(torchrun), "--nproc_per_node", "2", "-m", "betterdepth_engine", "train", "refiner",
+               "--output-dir", str(run), "--datasets", f"hypersim:{hypersim}",
+               "--base", str(build_tiny_depth_anything(tmp_path / "depth-anything")),
+               "--init", str(tiny_stable_diffusion_dir), "--batch-size", "1", "--gradient-accumulation", "2",
+               "--height", "32", "--width", "48", "--steps", "3", "--checkpoint-every", "2", "--log-every", "1",
+               "--no-sky-as-far"]
+    root = str(Path(__file__).resolve().parents[2])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.count("exported refiner") == 2  # both processes finish; only the main one writes
+    assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    DepthRefiner.from_pretrained(run / "refiner")
