@@ -1,14 +1,14 @@
 """Copy trained models into the package as the shipped defaults: fp16 weights, plus the runs' provenance.
 
     python scripts/export_default_models.py --base RUNS/base-continued --refiner RUNS/refiner-correction-2 \
-        --decoder RUNS/autoencoder-decoder --denoising-steps 1 --processing-resolution 384 \
+        --decoder RUNS/autoencoder-decoder --denoising-steps 1 --processing-resolution 384 --noise zero \
         --output betterdepth_engine/weights
 
 --base and --refiner are run folders of `betterdepth train base|refiner` (the refiner's folder already
 holds the autoencoder it was trained on, as vae/). --decoder, optional, is a run of `betterdepth train
 autoencoder --fine-tune-decoder` whose autoencoder replaces that vae/: its encoder must be bit-identical to
-the refiner's (same latent space), which is checked. --denoising-steps and --processing-resolution set the
-refiner's inference defaults (chosen on validation scenes, docs/results.md; a run exports the settings it was
+the refiner's (same latent space), which is checked. --denoising-steps, --processing-resolution and --noise set
+the refiner's inference defaults (chosen on validation scenes, docs/results.md; a run exports the settings it was
 trained at). Written: OUTPUT/base, OUTPUT/refiner (fp16
 safetensors; the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's
 settings, final log entry and wall time; a fine-tuned model's earlier runs as base_init_1, refiner_init_1,
@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--decoder", type=Path, help="autoencoder run that fine-tuned the refiner's decoder")
     parser.add_argument("--denoising-steps", type=int, help="the refiner's default denoising steps")
     parser.add_argument("--processing-resolution", type=int, help="the refiner's default long side in pixels")
+    parser.add_argument("--noise", choices=("random", "zero"), help="the refiner's default starting noise")
     parser.add_argument("--output", type=Path, default=Path("betterdepth_engine/weights"))
     args = parser.parse_args()
 
@@ -85,6 +86,7 @@ def main() -> None:
     refiner.config.default_denoising_steps = args.denoising_steps or refiner.config.default_denoising_steps
     refiner.config.default_processing_resolution = (args.processing_resolution
                                                     or refiner.config.default_processing_resolution)
+    refiner.config.default_noise = args.noise or refiner.config.default_noise
     refiner.vae.half()
     refiner.unet.half()
     refiner.save_pretrained(staging / "refiner")

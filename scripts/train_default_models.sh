@@ -100,7 +100,7 @@ $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$R
 $BD train refiner --output-dir "$RUNS/refiner-correction-2" --init "$RUNS/refiner-correction/refiner" \
     --high-timestep-fraction 0.5 "${CORRECTION[@]}"
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-correction-2" \
-    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 1 --processing-resolution 384 \
+    --decoder "$RUNS/autoencoder-decoder" --denoising-steps 1 --processing-resolution 384 --noise zero \
     --output betterdepth_engine/weights
 
 # The paper's recipe against a real base: refiner-full fine-tuned with the 3600-step base's predictions

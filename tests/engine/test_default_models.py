@@ -66,6 +66,7 @@ def test_refiner_keeps_the_shipped_base_layout_at_its_defaults(tmp_path):
 FLATNESS_TOLERANCE_DEG = 0.25
 
 
+@pytest.mark.slow
 def test_refiner_copies_no_texture_into_flat_walls(tmp_path):
     """Texture-copy scenes (flat rooms covered in pictures, text and tiles): the shipped refiner at its defaults
     does not make the walls rougher than the shipped base does, and its normals are not worse."""
