@@ -98,6 +98,9 @@ def mean_and_interval(difference: PairedDifference, decimals: int) -> tuple[str,
 def harm_tables(results: Path) -> None:
     """Base, refined with random starting noise and with zero noise; then refined minus base per scene."""
     for title, random_name, zero_name, other_name in HARM_SETS:
+        if not all((results / name / "metrics.json").exists() for name in (random_name, zero_name)):
+            print(f"\n## {title}: not evaluated ({random_name}, {zero_name} missing)")
+            continue
         random_noise, zero_noise = metrics(results, random_name), metrics(results, zero_name)
         rows = {"base": random_noise["base"], "+ refiner, random noise (the default before)": random_noise["refined"],
                 "+ refiner, zero noise (the default now)": zero_noise["refined"]}
@@ -105,7 +108,7 @@ def harm_tables(results: Path) -> None:
             rows["+ refiner, random noise, 256 px"] = metrics(results, other_name)["refined"]
         print(f"\n## {title}\n")
         print(markdown_table(rows, HARM_COLUMNS))
-        print(f"\nRefined minus base per scene, mean [95 % interval] (scenes made worse):\n")
+        print("\nRefined minus base per scene, mean [95 % interval] (scenes made worse):\n")
         print("| | " + " | ".join(header for _, header, _, _ in HARM_COLUMNS) + " |")
         print("|---|" + "---:|" * len(HARM_COLUMNS))
         for label, name in (("random noise", random_name), ("zero noise", zero_name), ("random noise, 256 px", other_name)):
