@@ -225,8 +225,8 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     bases = training_bases(settings, device)
     refiner = build_refiner(settings)
     if main:
-        folder = prepare_run_folder(settings)
-    accelerator.wait_for_everyone()
+        prepare_run_folder(settings)
+    accelerator.wait_for_everyone()  # the others read the run folder only once it is checked and written
     folder = Path(settings.output_dir)
     unet = refiner.unet.train().requires_grad_(True)
     refiner.vae.to(device)
