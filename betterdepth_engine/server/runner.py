@@ -268,6 +268,7 @@ class JobRunner:
         progress = self._progress[job_id]
         if stage != progress.stage:
             self.store.set_stage(job_id, stage)
+            log.info("job %s: %s", job_id, stage)  # the log shows which stages each job ran (reuse skips the models)
         progress.stage, progress.step, progress.total_steps = stage, step, total
         progress.fraction = max(progress.fraction, _fraction(stage, step, total))
         elapsed = time.monotonic() - progress.started
