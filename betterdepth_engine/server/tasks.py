@@ -51,11 +51,12 @@ def run(context: JobContext) -> list[str]:
     image_path = _image_path(context)
     image = load_image(image_path) if image_path is not None else None
     if request.get("reuse_job"):
-        estimate_files, estimate_meta = _reused_estimate(context)
-        disparity = np.load(context.jobs_dir / request["reuse_job"] / "results" / "disparity.npy")
+        estimate_files, estimate_meta, disparity = _reused_estimate(context)
         valid = np.isfinite(disparity)
     else:
-        result = _estimate(context, image, timings)
+        clock = time.perf_counter()
+        result = _estimate(context, image)
+        timings["estimate"] = time.perf_counter() - clock
         disparity, valid = result.disparity, result.valid_mask
         estimate_files = _estimate_writers(result)
         estimate_meta = {**result.metadata, "timings_s": _rounded(result.timings)}
@@ -143,7 +144,7 @@ def _uploaded_base(input_dir: Path, space: str):
     return base
 
 
-def _estimate(context: JobContext, image, timings: dict):
+def _estimate(context: JobContext, image):
     import torch
 
     from betterdepth_engine.pipeline import RefineOptions
@@ -204,15 +205,21 @@ def _estimate_writers(result) -> dict[str, Callable[[Path], None]]:
     return writers
 
 
-def _reused_estimate(context: JobContext) -> tuple[dict, dict]:
-    """The earlier job's depth files (copied into this job, so it stands alone) and its estimate metadata."""
+def _reused_estimate(context: JobContext) -> tuple[dict, dict, np.ndarray]:
+    """The earlier job's depth files (copied into this job, so it stands alone), its estimate metadata and
+    its disparity."""
     import shutil
 
+    from betterdepth_engine.server.errors import ServiceError
+
     source = context.jobs_dir / context.request["reuse_job"] / "results"
+    if not (source / "disparity.npy").is_file():
+        raise ServiceError("NOT_FOUND", f"Job '{context.request['reuse_job']}' was deleted before its depth could "
+                           "be reused.", "Submit the job with the image again.")
     names = [name for name in ("disparity.npy", "base_disparity.npy", "uncertainty.npy") if (source / name).is_file()]
     writers = {name: (lambda path, name=name: shutil.copyfile(source / name, path)) for name in names}
     meta = json.loads((source / "meta.json").read_text())
-    return writers, meta["estimate"]
+    return writers, meta["estimate"], np.load(source / "disparity.npy", allow_pickle=False)
 
 
 def recon_options(request: dict, image):
