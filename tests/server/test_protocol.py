@@ -283,3 +283,15 @@ def test_the_checked_in_openapi_schema_is_the_served_one(engine):
     assert status == 200
     checked_in = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
     assert served == checked_in, "regenerate it: python scripts/export_openapi.py"
+
+
+def test_a_reuse_whose_source_is_deleted_before_it_runs_fails_clearly(client, images_dir):
+    source = client.submit("estimate", image_path=images_dir / "crop10.png")
+    client.wait(source["job_id"])
+    blocker = client.submit("estimate", image_path=images_dir / "crop11.png", estimate=SLOW)
+    remesh = client.submit("mesh", reuse_job=source["job_id"])  # queued behind the blocker
+    client.delete(source["job_id"])
+    client.cancel(blocker["job_id"])
+    with pytest.raises(EngineError) as caught:
+        client.wait(remesh["job_id"])
+    assert caught.value.code == "NOT_FOUND" and "deleted" in caught.value.message
