@@ -48,6 +48,8 @@ def run(context: JobContext) -> list[str]:
 
     request = context.request
     timings: dict[str, float] = {}
+    if request.get("reuse_job"):
+        _check_reuse_source(context)
     image_path = _image_path(context)
     image = load_image(image_path) if image_path is not None else None
     if request.get("reuse_job"):
@@ -205,17 +207,22 @@ def _estimate_writers(result) -> dict[str, Callable[[Path], None]]:
     return writers
 
 
+def _check_reuse_source(context: JobContext) -> None:
+    """The job to reuse was checked at submission; it may have been deleted while this one waited."""
+    from betterdepth_engine.server.errors import ServiceError
+
+    source = context.jobs_dir / context.request["reuse_job"] / "results"
+    if not (source / "disparity.npy").is_file() or not (source / "meta.json").is_file():
+        raise ServiceError("NOT_FOUND", f"Job '{context.request['reuse_job']}' was deleted before its depth could "
+                           "be reused.", "Submit the job with the image again.")
+
+
 def _reused_estimate(context: JobContext) -> tuple[dict, dict, np.ndarray]:
     """The earlier job's depth files (copied into this job, so it stands alone), its estimate metadata and
     its disparity."""
     import shutil
 
-    from betterdepth_engine.server.errors import ServiceError
-
     source = context.jobs_dir / context.request["reuse_job"] / "results"
-    if not (source / "disparity.npy").is_file():
-        raise ServiceError("NOT_FOUND", f"Job '{context.request['reuse_job']}' was deleted before its depth could "
-                           "be reused.", "Submit the job with the image again.")
     names = [name for name in ("disparity.npy", "base_disparity.npy", "uncertainty.npy") if (source / name).is_file()]
     writers = {name: (lambda path, name=name: shutil.copyfile(source / name, path)) for name in names}
     meta = json.loads((source / "meta.json").read_text())
