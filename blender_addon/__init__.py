@@ -1,0 +1,28 @@
+"""BetterDepth for Blender: detailed depth and camera-exact 3D from a photo or a camera render.
+
+Registration only; each concern lives in its own module (preferences, operators, panels, scene_build,
+inputs, engine) and the bpy-free logic in core/.
+"""
+
+from . import engine, operators, panels, preferences
+
+CLASSES = (*preferences.CLASSES, *operators.CLASSES, *panels.CLASSES)
+
+
+def register():
+    import bpy
+
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister():
+    import bpy
+
+    job = operators.ActiveJob.job
+    if job is not None:  # threads left running crash Blender at exit
+        job.cancel()
+        job.join(timeout=10)
+    engine.stop_managed()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,76 @@
+"""What a job reads: an image datablock, an image file, or the scene camera's render, always as a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+
+from .core.jobs import JobError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr"}
+
+
+def active_image(context) -> bpy.types.Image | None:
+    """The image shown in this Image Editor, or in the first one on screen."""
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
+        return space.image
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen else ():
+        if area.type == "IMAGE_EDITOR" and area.spaces.active.image is not None:
+            return area.spaces.active.image
+    return None
+
+
+def image_file(image: bpy.types.Image, folder: Path) -> Path:
+    """A file with this image's pixels: its own file when it has an unchanged one on disk, else a PNG copy."""
+    if image.source == "FILE" and image.packed_file is None and not image.is_dirty:
+        path = Path(bpy.path.abspath(image.filepath, library=image.library))
+        if path.is_file():
+            return path
+    if not image.has_data and image.source not in ("GENERATED",):
+        image.reload()
+    if image.size[0] == 0 or image.size[1] == 0:
+        raise JobError("BAD_IMAGE", f"Image '{image.name}' has no pixels (the Render Result cannot be read).",
+                       "Use the Camera Render source, or save the image to a file first.")
+    path = folder / f"{bpy.path.clean_name(image.name)}.png"
+    copy = image.copy()  # saving a copy leaves the user's image (and its file path) untouched
+    try:
+        copy.filepath_raw, copy.file_format = str(path), "PNG"
+        copy.save()
+    finally:
+        bpy.data.images.remove(copy)
+    return path
+
+
+def checked_file(filepath: str) -> Path:
+    path = Path(bpy.path.abspath(filepath))
+    if not path.is_file():
+        raise JobError("BAD_IMAGE", f"No image file at '{path}'.", "Choose an existing image file.")
+    return path
+
+
+def render_camera(scene: bpy.types.Scene, folder: Path) -> Path:
+    """Render the scene's camera at the scene's resolution to a PNG (the Render Result reads empty from Python).
+
+    The scene's output settings are restored afterwards.
+    """
+    if scene.camera is None:
+        raise JobError("NO_CAMERA", "The scene has no active camera to render.",
+                       "Add a camera and make it active (Ctrl+Numpad 0), or pick an image instead.")
+    render = scene.render
+    settings = render.image_settings
+    saved = (render.filepath, render.use_file_extension, settings.file_format, settings.color_mode,
+             settings.color_depth)
+    path = folder / "camera_render.png"
+    try:
+        render.filepath, render.use_file_extension = str(path), False
+        settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
+        bpy.ops.render.render(write_still=True, scene=scene.name)
+    finally:
+        (render.filepath, render.use_file_extension, settings.file_format, settings.color_mode,
+         settings.color_depth) = saved
+    if not path.is_file():
+        raise JobError("RENDER_FAILED", "Blender did not write the camera render.", "Check the scene renders (F12).")
+    return path

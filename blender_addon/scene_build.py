@@ -1,0 +1,145 @@
+"""Blender data from engine results: meshes (foreach_set), cameras, materials, images, displaced planes.
+
+Vertices arrive already in the Blender camera frame (core.frames); an object built from them gets its
+camera's world matrix, so the mesh sits exactly in the camera's view.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import bpy
+import numpy as np
+
+from .core.camera import CameraParams
+from .core.mesh_arrays import MeshBuffers
+
+NORMAL_COLORS = "normal_color"
+PARAMETERS_PROPERTY = "betterdepth"
+
+
+class Created:
+    """The data-blocks one operator makes, so a failure half-way can remove them and leave the scene as it was."""
+
+    def __init__(self):
+        self.ids: list = []
+
+    def add(self, datablock):
+        self.ids.append(datablock)
+        return datablock
+
+    def remove_all(self) -> None:
+        alive = [datablock for datablock in self.ids if datablock is not None]
+        self.ids.clear()
+        if alive:
+            bpy.data.batch_remove(alive)
+
+
+def build_mesh(name: str, buffers: MeshBuffers) -> bpy.types.Mesh:
+    """A triangle mesh with UVs and the normal colours as a float colour attribute on the points."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.vertices.add(buffers.vertex_count)
+    mesh.vertices.foreach_set("co", buffers.vertices)
+    mesh.loops.add(len(buffers.loop_vertex_indices))
+    mesh.loops.foreach_set("vertex_index", buffers.loop_vertex_indices)
+    mesh.polygons.add(buffers.triangle_count)
+    mesh.polygons.foreach_set("loop_start", buffers.loop_starts)  # loop totals follow from the starts
+    mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", buffers.loop_uvs)
+    colors = mesh.color_attributes.new(NORMAL_COLORS, "FLOAT_COLOR", "POINT")
+    colors.data.foreach_set("color", buffers.vertex_colors)
+    mesh.color_attributes.active_color = colors
+    mesh.polygons.foreach_set("use_smooth", np.ones(buffers.triangle_count, dtype=bool))
+    mesh.update()
+    return mesh
+
+
+def link_object(context, name: str, data) -> bpy.types.Object:
+    obj = bpy.data.objects.new(name, data)
+    context.scene.collection.objects.link(obj) if context.collection is None else context.collection.objects.link(obj)
+    return obj
+
+
+def camera_params(camera_object: bpy.types.Object, scene: bpy.types.Scene) -> CameraParams:
+    """The intrinsics-defining settings of a perspective Blender camera and the scene's render."""
+    camera = camera_object.data
+    if camera.type != "PERSP":
+        raise ValueError(f"Camera '{camera_object.name}' is {camera.type.lower()}; only perspective cameras "
+                         "give camera-exact meshes.")
+    return CameraParams(
+        lens_mm=camera.lens, sensor_width_mm=camera.sensor_width, sensor_height_mm=camera.sensor_height,
+        sensor_fit=camera.sensor_fit, pixel_aspect_x=scene.render.pixel_aspect_x,
+        pixel_aspect_y=scene.render.pixel_aspect_y, shift_x=camera.shift_x, shift_y=camera.shift_y,
+    )
+
+
+def new_camera(context, name: str, params: CameraParams, width: int, height: int) -> bpy.types.Object:
+    """A camera with these intrinsics, looking along +Y from the origin; the scene renders at width x height
+    with its pixel aspect and uses it when it has no camera yet."""
+    camera = bpy.data.cameras.new(name)
+    camera.lens, camera.sensor_fit = params.lens_mm, params.sensor_fit
+    camera.sensor_width, camera.sensor_height = params.sensor_width_mm, params.sensor_height_mm
+    camera.shift_x, camera.shift_y = params.shift_x, params.shift_y
+    obj = link_object(context, name, camera)
+    obj.rotation_euler = (math.pi / 2, 0.0, 0.0)
+    render = context.scene.render
+    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    render.pixel_aspect_x, render.pixel_aspect_y = params.pixel_aspect_x, params.pixel_aspect_y
+    if context.scene.camera is None:
+        context.scene.camera = obj
+    return obj
+
+
+def float_image(name: str, values: np.ndarray, created: Created) -> bpy.types.Image:
+    """A float, Non-Color image of an H x W map (row 0 at the top, as images are stored; Blender's start at
+    the bottom). NaN becomes 0."""
+    height, width = values.shape
+    image = created.add(bpy.data.images.new(name, width, height, alpha=False, float_buffer=True, is_data=True))
+    gray = np.nan_to_num(values[::-1], nan=0.0).astype(np.float32)
+    pixels = np.ones((height, width, 4), np.float32)
+    pixels[..., :3] = gray[..., None]
+    image.pixels.foreach_set(pixels.ravel())
+    image.update()
+    return image
+
+
+def load_image(path, created: Created, non_color: bool = False) -> bpy.types.Image:
+    image = created.add(bpy.data.images.load(str(path), check_existing=False))
+    if non_color:
+        image.colorspace_settings.name = "Non-Color"
+    return image
+
+
+def photo_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+    """The photo through the mesh's UVs into a Principled BSDF."""
+    material = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True  # 5.0: always on, and the property is deprecated
+    nodes = material.node_tree.nodes
+    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
+    texture = nodes.new("ShaderNodeTexImage")
+    texture.image = image
+    texture.location = (shader.location.x - 400, shader.location.y)
+    material.node_tree.links.new(texture.outputs["Color"], shader.inputs["Base Color"])
+    return material
+
+
+def displace_modifier(obj, height_image: bpy.types.Image, strength: float, midlevel: float, created: Created):
+    """A Displace modifier along the normals driven by the height map through the UVs (4.2 through 5.0 alike)."""
+    texture = created.add(bpy.data.textures.new(f"{obj.name} height", type="IMAGE"))
+    texture.image = height_image
+    texture.extension = "EXTEND"
+    modifier = obj.modifiers.new("BetterDepth Displace", "DISPLACE")
+    modifier.texture, modifier.texture_coords = texture, "UV"
+    modifier.uv_layer = "UVMap"
+    modifier.strength, modifier.mid_level = strength, midlevel
+    return modifier
+
+
+def store_parameters(obj, parameters: dict) -> None:
+    """What made this object (models, steps, seed, camera, depth range), as JSON in a custom property."""
+    obj[PARAMETERS_PROPERTY] = json.dumps(parameters, sort_keys=True, default=str)
+
+
+def read_parameters(obj) -> dict:
+    return json.loads(obj.get(PARAMETERS_PROPERTY, "{}"))
