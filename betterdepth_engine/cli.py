@@ -19,6 +19,7 @@ COMMANDS = {
     "mesh": "mesh",
     "train": "train",
     "eval": "evaluate",
+    "serve": "serve",
 }
 
 

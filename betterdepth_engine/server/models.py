@@ -1,0 +1,102 @@
+"""Models loaded once and kept by name, until unloaded on request or after an idle time.
+
+Unloading drops every reference, collects garbage, empties the CUDA cache and asks the C allocator to give
+freed pages back to the system, so the memory shows up as free to other programs (Blender's Cycles, above all).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import os
+import threading
+import time
+
+import psutil
+
+log = logging.getLogger("betterdepth.server")
+
+
+def memory_snapshot(device) -> dict:
+    """Resident memory of this process, and the CUDA allocator's numbers on a GPU."""
+    snapshot = {"rss_bytes": psutil.Process(os.getpid()).memory_info().rss}
+    if device is not None and device.type == "cuda":
+        import torch
+
+        free, total = torch.cuda.mem_get_info(device)
+        snapshot.update(
+            cuda_allocated_bytes=torch.cuda.memory_allocated(device),
+            cuda_reserved_bytes=torch.cuda.memory_reserved(device),
+            cuda_free_bytes=free, cuda_total_bytes=total,
+        )
+    return snapshot
+
+
+def _release_freed_memory(device) -> None:
+    gc.collect()
+    if device is not None and device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+    try:  # glibc keeps freed heap pages mapped; malloc_trim returns them (no-op elsewhere)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class ModelCache:
+    """Base models and refiners by the name the client gave; one lock, held by whoever uses them."""
+
+    def __init__(self, device: str = "auto", dtype: str = "auto"):
+        self.requested_device, self.requested_dtype = device, dtype
+        self.device = None  # resolved on first use (torch is imported then)
+        self.dtype = None
+        self.lock = threading.RLock()
+        self._bases: dict[str, object] = {}
+        self._refiners: dict[str, object] = {}
+        self.last_used = time.monotonic()
+        self.last_unload: dict | None = None
+
+    def resolve_device(self):
+        if self.device is None:
+            from betterdepth_engine.commands.estimate import resolve_device
+
+            self.device, self.dtype = resolve_device(self.requested_device, self.requested_dtype)
+        return self.device
+
+    def base(self, spec: str):
+        from betterdepth_engine.models.loading import load_base_model
+
+        if spec not in self._bases:
+            log.info("loading base model %s", spec)
+            self._bases[spec] = load_base_model(spec, self.resolve_device(), self.dtype)
+        self.last_used = time.monotonic()
+        return self._bases[spec]
+
+    def refiner(self, spec: str):
+        from betterdepth_engine.models.loading import load_refiner
+
+        if spec not in self._refiners:
+            log.info("loading refiner %s", spec)
+            self._refiners[spec] = load_refiner(spec, self.resolve_device(), self.dtype)
+        self.last_used = time.monotonic()
+        return self._refiners[spec]
+
+    def loaded(self) -> list[dict]:
+        return ([{"kind": "base", "name": name} for name in self._bases]
+                + [{"kind": "refiner", "name": name} for name in self._refiners])
+
+    def unload(self) -> dict:
+        """Drop every model; returns what was unloaded and the memory before and after."""
+        with self.lock:
+            unloaded = self.loaded()
+            before = memory_snapshot(self.device)
+            self._bases.clear()
+            self._refiners.clear()
+            _release_freed_memory(self.device)
+            after = memory_snapshot(self.device)
+        self.last_unload = {"unloaded": unloaded, "memory_before": before, "memory_after": after, "at": time.time()}
+        log.info("unloaded %d model(s): RSS %.0f -> %.0f MB", len(unloaded), before["rss_bytes"] / 2**20,
+                 after["rss_bytes"] / 2**20)
+        return self.last_unload

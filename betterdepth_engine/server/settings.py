@@ -1,0 +1,31 @@
+"""The engine service's settings (one place; `betterdepth serve` fills them from its options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PROTOCOL_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    state_dir: Path  # jobs.sqlite3, jobs/<id>/, uploads/, engine.log
+    token: str | None  # bearer token every request must send; None only for `--no-token` on loopback
+    allow_dirs: tuple[Path, ...] = ()  # clients may name image files inside these folders (resolved)
+    idle_unload_s: float = 600.0  # unload models after this long without a job; 0 = never
+    retention_s: float = 86400.0  # delete a finished job's results this long after it finished
+    max_queue: int = 64  # queued jobs beyond the running one
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024  # request bodies other than uploads
+    device: str = "auto"
+    dtype: str = "auto"
+    janitor_interval_s: float = 5.0
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir / "jobs"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.state_dir / "uploads"
