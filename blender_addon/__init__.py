@@ -1,28 +1,33 @@
 """BetterDepth for Blender: detailed depth and camera-exact 3D from a photo or a camera render.
 
 Registration only; each concern lives in its own module (preferences, operators, panels, scene_build,
-inputs, engine) and the bpy-free logic in core/.
+inputs, engine) and the bpy-free logic in core/, which imports without Blender (hence the imports below
+happen at registration, not at import).
 """
 
-from . import engine, operators, panels, preferences
 
-CLASSES = (*preferences.CLASSES, *operators.CLASSES, *panels.CLASSES)
+def _classes():
+    from . import operators, panels, preferences
+
+    return (*preferences.CLASSES, *operators.CLASSES, *panels.CLASSES)
 
 
 def register():
     import bpy
 
-    for cls in CLASSES:
+    for cls in _classes():
         bpy.utils.register_class(cls)
 
 
 def unregister():
     import bpy
 
+    from . import engine, operators
+
     job = operators.ActiveJob.job
     if job is not None:  # threads left running crash Blender at exit
         job.cancel()
         job.join(timeout=10)
     engine.stop_managed()
-    for cls in reversed(CLASSES):
+    for cls in reversed(_classes()):
         bpy.utils.unregister_class(cls)

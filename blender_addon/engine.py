@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 import bpy
 
 from . import engine_client
-from .core.engine_setup import LOOPBACK_HOSTS, engine_environment, find_engine_python
+from .core.engine_setup import LOOPBACK_HOSTS, find_engine_python
 from .core.jobs import JobError
 from .preferences import get_preferences
 
@@ -35,7 +35,7 @@ class EngineSettings:
     state_dir: Path
 
     @property
-    def log_path(self) -> Path:
+    def log_path(self) -> Path:  # where launch_managed_engine's engine logs
         return self.state_dir / "engine.log"
 
 
@@ -52,7 +52,7 @@ def settings(context=None) -> EngineSettings:
 
 
 def _managed_alive() -> bool:
-    return _managed is not None and _managed.process.poll() is None
+    return _managed is not None and _managed.running()
 
 
 def start_managed(engine_settings: EngineSettings):
@@ -65,12 +65,8 @@ def start_managed(engine_settings: EngineSettings):
         if python is None:
             raise JobError("ENGINE_NOT_FOUND", "No engine Python is set up.",
                            "Open the add-on preferences and press Check Setup: it says what to set.")
-        engine_settings.state_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            _managed = engine_client.launch_managed_engine(
-                python=str(python), state_dir=str(engine_settings.state_dir), parent_pid=os.getpid(),
-                log_path=str(engine_settings.log_path), env=engine_environment(),
-            )
+        try:  # the client strips Blender's Python settings from the engine's environment
+            _managed = engine_client.launch_managed_engine(python, engine_settings.state_dir, parent_pid=os.getpid())
         except Exception as error:
             raise JobError.from_exception(error) from None
         return _managed

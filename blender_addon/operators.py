@@ -325,7 +325,7 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
         if plan.camera_name:
             camera = bpy.data.objects[plan.camera_name]
         else:  # a photo: a camera that sees exactly what the engine's pinhole camera saw
-            intrinsics = meta["reconstruction"]["camera"]
+            intrinsics = meta["mesh"]["camera"]
             camera = created.add(scene_build.new_camera(
                 context, f"{plan.label} camera", params_from_intrinsics(intrinsics),
                 int(intrinsics["width"]), int(intrinsics["height"])))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -43,19 +44,14 @@ def find_engine_python(configured: str = "", project_dir: str = "", environ=None
     return None, "not found"
 
 
-def engine_environment(environ=None) -> dict[str, str]:
-    """The environment for the engine process: Blender's own Python settings removed (they would make the
-    engine's interpreter load Blender's standard library)."""
-    environ = os.environ if environ is None else environ
-    return {key: value for key, value in environ.items() if key not in ("PYTHONHOME", "PYTHONPATH")}
-
-
 def probe_engine_python(python: Path, timeout: float = 60.0) -> Finding:
     """Can this interpreter import the engine? Runs it once with a clean environment."""
     code = "import betterdepth_engine, sys; print(betterdepth_engine.__version__, sys.version.split()[0])"
+    # Blender's own PYTHONHOME/PYTHONPATH would make the engine's interpreter load Blender's standard library.
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONHOME", "PYTHONPATH")}
     try:
         completed = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=timeout,
-                                   env=engine_environment())
+                                   env=environment, cwd=tempfile.gettempdir())  # not a checkout's folder
     except (OSError, subprocess.TimeoutExpired) as error:
         return Finding(False, f"{python} could not be run: {error}", "Point the preference at a working Python.")
     if completed.returncode != 0:

@@ -180,8 +180,10 @@ class EngineJob:
         # Uploading works the same for a local and a remote engine, and needs no shared folders.
         job = self.client.submit(request.task, image_bytes=image.read_bytes(), filename=image.name, **sections)
         self.job_id = job["job_id"]
-        self._check_cancel()
-        self.client.wait(self.job_id, progress_callback=self._on_status, cancel_event=self._cancel)
+        if self._cancel.is_set():  # cancelled while submitting: the engine job exists now, so stop it there
+            self.cancel()
+        # A cancel on the engine ends the wait with EngineError CANCELLED.
+        self.client.wait(self.job_id, on_progress=self._on_status)
         self._move(JobState.DOWNLOADING, message="Fetching results")
         files = {}
         for name in request.results:
@@ -201,7 +203,7 @@ class EngineJob:
             pass  # already reported through events
 
     def cancel(self) -> None:
-        """Ask the engine to stop the job (the client's wait acts on it) and stop before any further step."""
+        """Stop before any further step, and ask the engine to cancel the job (which ends the client's wait)."""
         self._cancel.set()
         if self.job_id is not None and self.client is not None:
             try:
