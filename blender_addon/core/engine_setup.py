@@ -28,8 +28,11 @@ class Finding:
 
 
 def find_engine_python(configured: str = "", project_dir: str = "", environ=None) -> tuple[Path | None, str]:
-    """(interpreter path or None, where it came from)."""
+    """(interpreter path or None, where it came from). A preference that names a missing file is not
+    silently replaced by another Python."""
     environ = os.environ if environ is None else environ
+    if configured and not Path(configured).is_file():
+        return None, f"the add-on preference names a missing file ({configured})"
     candidates = [
         (configured, "the add-on preference"),
         (environ.get(ENV_VARIABLE, ""), f"${ENV_VARIABLE}"),
@@ -78,6 +81,9 @@ def check_setup(mode: str, configured_python: str = "", project_dir: str = "", u
                                 "" if token else "Paste the engine's token (its --token-file) into the preferences."))
         return findings
     python, origin = find_engine_python(configured_python, project_dir, environ)
+    if python is None and configured_python:
+        return [Finding(False, f"The Engine Python preference names a missing file: {configured_python}.",
+                        "Fix the 'Engine Python' path, or clear it to detect the engine automatically.")]
     if python is None:
         return [Finding(False, "No engine Python found.",
                         f"Set 'Engine Python' in the preferences, or ${ENV_VARIABLE}, to the engine's interpreter "

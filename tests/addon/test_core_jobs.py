@@ -103,7 +103,9 @@ def test_find_engine_python_order(tmp_path):
     python.write_text("")
     assert find_engine_python("", str(tmp_path / "project"), {"PATH": ""}) == (python, "the project's .venv")
     assert find_engine_python("", "", {ENV_VARIABLE: str(python), "PATH": ""})[1] == f"${ENV_VARIABLE}"
-    assert find_engine_python(str(tmp_path / "missing"), "", {"PATH": ""}) == (None, "not found")
+    assert find_engine_python("", "", {"PATH": ""}) == (None, "not found")
+    missing, origin = find_engine_python(str(tmp_path / "missing"), "", {ENV_VARIABLE: str(python), "PATH": ""})
+    assert missing is None and "missing file" in origin  # a wrong preference is not silently replaced
 
 
 def test_check_setup_says_what_is_missing(tmp_path, monkeypatch):
@@ -113,6 +115,8 @@ def test_check_setup_says_what_is_missing(tmp_path, monkeypatch):
     assert not missing[0].ok and ENV_VARIABLE in missing[0].fix
     found = check_setup("MANAGED", configured_python=sys.executable)
     assert all(finding.ok for finding in found) and "Engine 0.1.0" in found[1].what
+    typo = check_setup("MANAGED", configured_python=str(tmp_path / "pyhton"))
+    assert not typo[0].ok and "missing file" in typo[0].what
     wrong = check_setup("MANAGED", configured_python="/usr/bin/python3")  # a Python without the engine
     assert not wrong[1].ok and "cannot import the engine" in wrong[1].what
     remote = check_setup("EXTERNAL", url="http://gpu-box:8765", token="", online_access=False)

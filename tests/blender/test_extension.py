@@ -268,7 +268,7 @@ def test_check_setup_and_engine_box(scene, prefs, addon):
     prefs.engine_python = "/nonexistent/python"
     prefs.engine_mode = "MANAGED"
     try:
-        with pytest.raises(RuntimeError, match="Engine Python"):
+        with pytest.raises(RuntimeError, match="Engine Python preference names a missing file"):
             bpy.ops.betterdepth.check_setup()
     finally:
         from .conftest import ENGINE_PYTHON
