@@ -34,7 +34,16 @@ setup: $(STAMP)
 extension: .venv-blender-$(BLENDER_BUILD)/.installed
 	.venv-blender-$(BLENDER_BUILD)/bin/python scripts/build_extension.py
 
-demo: setup
+# The product: the extension built, installed into a fresh Blender profile (the bpy wheel), and the headless
+# batch over samples/: a .blend and an oblique picture of the mesh per photo in demo_output/blender/.
+demo: setup extension
+	BLENDER_USER_RESOURCES=$(abspath demo_output/blender/.blender_profile) \
+	BETTERDEPTH_ENGINE_PYTHON=$(abspath $(PYTHON)) .venv-blender-$(BLENDER_BUILD)/bin/python \
+		scripts/batch_reconstruct.py --input samples --output demo_output/blender --formats blend,png
+	@echo "Results: demo_output/blender/<photo>.blend (open in Blender 4.2+) and <photo>.png (pictures)"
+
+# The engine alone: refined depth for one sample photo, with pictures, in demo_output/.
+demo-engine: setup
 	bash scripts/demo.sh
 
 test: setup $(BLENDER_STAMPS)

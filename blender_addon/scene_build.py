@@ -37,7 +37,10 @@ class Created:
 
 
 def build_mesh(name: str, buffers: MeshBuffers) -> bpy.types.Mesh:
-    """A triangle mesh with UVs and the normal colours as a float colour attribute on the points."""
+    """A triangle mesh with UVs and the normal colours as a byte colour attribute on the points.
+
+    The engine's colours are bytes meant as sRGB (like its normal-map pictures); set through `color_srgb`
+    they are stored exactly and look the same in Blender."""
     mesh = bpy.data.meshes.new(name)
     mesh.vertices.add(buffers.vertex_count)
     mesh.vertices.foreach_set("co", buffers.vertices)
@@ -46,8 +49,8 @@ def build_mesh(name: str, buffers: MeshBuffers) -> bpy.types.Mesh:
     mesh.polygons.add(buffers.triangle_count)
     mesh.polygons.foreach_set("loop_start", buffers.loop_starts)  # loop totals follow from the starts
     mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", buffers.loop_uvs)
-    colors = mesh.color_attributes.new(NORMAL_COLORS, "FLOAT_COLOR", "POINT")
-    colors.data.foreach_set("color", buffers.vertex_colors)
+    colors = mesh.color_attributes.new(NORMAL_COLORS, "BYTE_COLOR", "POINT")
+    colors.data.foreach_set("color_srgb", buffers.vertex_colors)
     mesh.color_attributes.active_color = colors
     mesh.polygons.foreach_set("use_smooth", np.ones(buffers.triangle_count, dtype=bool))
     mesh.update()

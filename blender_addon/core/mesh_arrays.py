@@ -30,7 +30,7 @@ class MeshBuffers:
     loop_vertex_indices: np.ndarray  # int32, 3 M (one loop per triangle corner)
     loop_starts: np.ndarray  # int32, M (0, 3, 6, ...)
     loop_uvs: np.ndarray  # float32, 2 * 3 M (UVs live on loops in Blender)
-    vertex_colors: np.ndarray  # float32, 4 N RGBA in [0, 1] (the normal colours, stored as data)
+    vertex_colors: np.ndarray  # float32, 4 N RGBA in [0, 1]: the engine's colour bytes / 255 (sRGB values)
     normals: np.ndarray  # float32, N x 3, Blender camera frame
 
     @property

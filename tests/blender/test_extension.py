@@ -104,9 +104,9 @@ def test_camera_render_mesh_projects_onto_its_pixels(scene):
     camera.data.shift_x = 0.08
 
     colors = obj.data.color_attributes["normal_color"]
-    assert colors.domain == "POINT" and colors.data_type == "FLOAT_COLOR"
+    assert colors.domain == "POINT" and colors.data_type == "BYTE_COLOR"
     rgba = np.empty(4 * len(colors.data), np.float32)
-    colors.data.foreach_get("color", rgba)
+    colors.data.foreach_get("color_srgb", rgba)  # the engine's bytes, exactly
     engine_normals = 2 * rgba.reshape(-1, 4)[:, :3] - 1  # the normal colours, decoded
     blender_normals = np.empty(3 * len(obj.data.vertices), np.float32)
     obj.data.vertices.foreach_get("normal", blender_normals)
