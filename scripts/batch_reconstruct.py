@@ -212,7 +212,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    if bpy.app.background and "--" in sys.argv:  # blender -b --python: make the exit code Blender's own
-        sys.exit(code)
-    raise SystemExit(code)
+    raise SystemExit(main())  # also Blender's exit code under `blender -b --python`
