@@ -97,6 +97,7 @@ def test_camera_render_mesh_projects_onto_its_pixels(scene):
     assert parameters["engine"]["mesh"]["camera"]["source"] == "blender_camera"
     assert len(obj.data.vertices) == parameters["engine"]["mesh"]["counts"]["vertices"] > 96 * 64 // 2
     assert len(obj.data.polygons) == parameters["engine"]["mesh"]["counts"]["faces"]
+    assert not obj.data.validate()  # True would mean Blender had to repair the mesh
     assert _projection_error(obj, camera, scene) < 0.01
     # The check is sharp: ignoring the lens shift (as the common formula does) misses by pixels.
     camera.data.shift_x = 0.0
