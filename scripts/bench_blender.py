@@ -79,7 +79,7 @@ def main() -> int:
     seconds, buffers = timed(lambda: from_core.mesh_buffers(arrays))
     rows.append(("  buffers (frame conversion, loop UVs)", seconds))
     seconds, _ = timed(lambda: scene_build.build_mesh("foreach_set", buffers))
-    rows.append(("  build mesh with foreach_set (extension)", seconds))
+    rows.append(("  build mesh: attribute arrays (the extension)", seconds))
 
     def from_pydata():
         mesh = bpy.data.meshes.new("from_pydata")
