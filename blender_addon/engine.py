@@ -6,6 +6,7 @@ thread (starting a managed engine takes seconds: the UI must not wait for it).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ def start_managed(engine_settings: EngineSettings):
             _managed = engine_client.launch_managed_engine(python, engine_settings.state_dir, parent_pid=os.getpid())
         except Exception as error:
             raise JobError.from_exception(error) from None
+        # Blender does not unregister add-ons when it quits; the engine would also exit within 2 s of
+        # Blender's death (--parent-pid), but a clean shutdown lets it finish writing its state.
+        atexit.unregister(stop_managed)
+        atexit.register(stop_managed)
         return _managed
 
 

@@ -16,6 +16,7 @@ import queue
 import shutil
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -30,13 +31,8 @@ from .core.engine_setup import check_setup
 from .core.jobs import EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
 from .preferences import get_preferences
+from .properties import SOURCES
 
-SOURCES = (
-    ("AUTO", "Auto", "The file path if set, else the image named or shown in an Image Editor, else the camera"),
-    ("FILE", "File", "An image file"),
-    ("IMAGE", "Image", "An image data-block (by name; empty: the Image Editor's image)"),
-    ("CAMERA", "Camera Render", "Render the scene's camera at the scene's resolution (camera-exact meshes)"),
-)
 
 
 class ActiveJob:
@@ -139,12 +135,13 @@ class EngineJobOperator:
             created = scene_build.Created()
             try:
                 summary = self.build(context, plan, payload, created)
-            except Exception as error:  # noqa: BLE001 - whatever failed, undo what was built
+            except Exception as error:  # noqa: BLE001 - whatever failed, undo what was built, report it
                 created.remove_all()
-                if isinstance(error, (JobError, MeshFileError, ValueError, OSError)):
-                    return _report_error(self, JobError("RESULT_ERROR", f"Could not build the result: {error}",
-                                                        "See the system console; the scene is unchanged."))
-                raise
+                traceback.print_exc()  # the details go to the console, the user gets one line
+                known = isinstance(error, (JobError, MeshFileError))
+                detail = str(error) if known else f"{type(error).__name__}: {error}"
+                return _report_error(self, JobError("RESULT_ERROR", f"Could not build the result ({detail}).",
+                                                    "The scene is unchanged; the system console has the details."))
             self.report({"INFO"}, f"BetterDepth: {summary}")
             return {"FINISHED"}
         finally:

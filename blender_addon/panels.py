@@ -30,11 +30,18 @@ class JobsPanel(BetterDepthPanel):
             layout.progress(factor=progress.fraction, type="BAR", text=progress.message)
             layout.operator("betterdepth.cancel", icon="CANCEL")
             return
+        inputs = context.scene.betterdepth_inputs
+        layout.prop(inputs, "source")
+        if inputs.source in ("AUTO", "IMAGE"):
+            layout.prop(inputs, "image")
+        if inputs.source in ("AUTO", "FILE"):
+            layout.prop(inputs, "filepath")
         column = layout.column(align=True)
-        column.operator("betterdepth.estimate_depth", icon="IMAGE_ZDEPTH")
-        column.operator("betterdepth.create_mesh", icon="MESH_GRID")
-        column.operator("betterdepth.create_relief", icon="MOD_SOLIDIFY")
-        column.operator("betterdepth.displacement", icon="MOD_DISPLACE")
+        for idname, icon in (("estimate_depth", "IMAGE_ZDEPTH"), ("create_mesh", "MESH_GRID"),
+                             ("create_relief", "MOD_SOLIDIFY"), ("displacement", "MOD_DISPLACE")):
+            operator = column.operator(f"betterdepth.{idname}", icon=icon)
+            for name, value in inputs.operator_options().items():
+                setattr(operator, name, value)
 
 
 class EnginePanel(BetterDepthPanel):
