@@ -374,6 +374,9 @@ class BETTERDEPTH_OT_displacement(EngineJobOperator, bpy.types.Operator):
     depth: FloatProperty(name="Depth", default=0.2, min=1e-5, description="Height of the nearest point")
     subdivisions: IntProperty(name="Subdivisions", default=256, min=2, max=4096,
                               description="Plane vertices along the image's longer side")
+    method: EnumProperty(name="Method", default="MODIFIER", items=(
+        ("MODIFIER", "Displace Modifier", "Geometry moved by a Displace modifier: any render engine, the viewport"),
+        ("MATERIAL", "Material (Cycles)", "True displacement in the material, adaptively subdivided by Cycles")))
 
     def sections(self, context, plan):
         relief = {"width": self.width, "depth": self.depth, "solid": False, "heightmap": True}
@@ -395,9 +398,16 @@ class BETTERDEPTH_OT_displacement(EngineJobOperator, bpy.types.Operator):
         obj.location = context.scene.cursor.location
         # The engine's strength is for a plane relief-width wide; it scales with the plane.
         strength = settings["strength"] * self.width / settings["plane_width"]
-        scene_build.displace_modifier(obj, height_image, strength, settings["midlevel"], created)
+        photo = self.photo_image(plan, created)
+        if self.method == "MODIFIER":
+            mesh.materials.append(created.add(scene_build.photo_material(f"{plan.label} photo", photo)))
+            scene_build.displace_modifier(obj, height_image, strength, settings["midlevel"], created)
+        else:
+            mesh.materials.append(created.add(scene_build.displacement_material(
+                f"{plan.label} displacement", height_image, photo, strength, settings["midlevel"])))
+            scene_build.adaptive_subdivision(obj)
         scene_build.store_parameters(obj, self.parameters(plan, meta))
-        return f"plane '{obj.name}' {columns}x{rows} displaced by '{height_image.name}'"
+        return f"plane '{obj.name}' {columns}x{rows} displaced by '{height_image.name}' ({self.method.lower()})"
 
 
 class BETTERDEPTH_OT_cancel(bpy.types.Operator):

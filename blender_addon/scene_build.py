@@ -142,6 +142,39 @@ def displace_modifier(obj, height_image: bpy.types.Image, strength: float, midle
     return modifier
 
 
+def displacement_material(name: str, height_image, photo_image, strength: float, midlevel: float):
+    """Cycles true displacement: the height map through the UVs into a Displacement node (the photo as colour)."""
+    material = photo_material(name, photo_image)
+    material.displacement_method = "DISPLACEMENT"  # the surface really moves (not only its shading)
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    texture = nodes.new("ShaderNodeTexImage")
+    texture.image, texture.extension, texture.interpolation = height_image, "EXTEND", "Cubic"
+    displacement = nodes.new("ShaderNodeDisplacement")
+    displacement.inputs["Midlevel"].default_value = midlevel
+    displacement.inputs["Scale"].default_value = strength
+    links.new(texture.outputs["Color"], displacement.inputs["Height"])
+    output = next(node for node in nodes if node.type == "OUTPUT_MATERIAL")
+    links.new(displacement.outputs["Displacement"], output.inputs["Displacement"])
+    texture.location, displacement.location = (output.location.x - 600, output.location.y - 400), (
+        output.location.x - 250, output.location.y - 300)
+    return material
+
+
+def adaptive_subdivision(obj) -> bpy.types.Modifier:
+    """A Subdivision Surface modifier that Cycles dices adaptively (finer near the camera).
+
+    Blender 5.0 keeps the setting on the modifier; 4.x on the object's Cycles settings, where it takes effect
+    with the scene's Cycles feature set 'Experimental' (left to the user: it changes the whole scene).
+    """
+    modifier = obj.modifiers.new("BetterDepth Subdivision", "SUBSURF")
+    modifier.subdivision_type = "SIMPLE"  # keep the plane flat; the displacement adds the shape
+    if bpy.app.version >= (5, 0, 0):
+        modifier.use_adaptive_subdivision = True
+    else:
+        obj.cycles.use_adaptive_subdivision = True
+    return modifier
+
+
 def store_parameters(obj, parameters: dict) -> None:
     """What made this object (models, steps, seed, camera, depth range), as JSON in a custom property."""
     obj[PARAMETERS_PROPERTY] = json.dumps(parameters, sort_keys=True, default=str)

@@ -205,6 +205,29 @@ def test_displacement_plane_follows_the_height_map(scene, photo_path):
     assert z.min() >= -1e-4 and 0.15 < z.max() <= 0.25 + 1e-4  # heights 0..1 displaced by up to `depth`
 
 
+def test_displacement_in_the_material_for_cycles(scene, photo_path):
+    before = _snapshot()
+    result = bpy.ops.betterdepth.displacement(source="FILE", filepath=str(photo_path), width=3.0, depth=0.25,
+                                               subdivisions=30, method="MATERIAL")
+    assert result == {"FINISHED"}
+    (obj,) = _new_objects(before)
+    (modifier,) = obj.modifiers
+    assert modifier.type == "SUBSURF" and modifier.subdivision_type == "SIMPLE"
+    if bpy.app.version >= (5, 0, 0):  # where each Blender keeps adaptive subdivision
+        assert modifier.use_adaptive_subdivision
+    else:
+        assert obj.cycles.use_adaptive_subdivision
+    material = obj.active_material
+    assert material.displacement_method == "DISPLACEMENT"
+    output = next(node for node in material.node_tree.nodes if node.type == "OUTPUT_MATERIAL")
+    displacement = output.inputs["Displacement"].links[0].from_node
+    assert displacement.type == "DISPLACEMENT"
+    assert displacement.inputs["Scale"].default_value == pytest.approx(0.25)
+    assert displacement.inputs["Midlevel"].default_value == 0
+    height = displacement.inputs["Height"].links[0].from_node.image
+    assert height.is_float and height.colorspace_settings.name == "Non-Color" and tuple(height.size) == (75, 50)
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
