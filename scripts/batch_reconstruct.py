@@ -27,7 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 MODES = {"mesh": "create_mesh", "relief": "create_relief", "displacement": "displacement"}
-FORMATS = ("blend", "ply", "glb", "png")  # png: a picture of the result from an oblique viewpoint
+# png: a picture of the result from an oblique viewpoint; exr: the float height map (displacement mode)
+FORMATS = ("blend", "ply", "glb", "png", "exr")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -47,6 +48,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(args.formats) - set(FORMATS))
     if unknown:
         parser.error(f"unknown format(s) {', '.join(unknown)}; use {', '.join(FORMATS)}")
+    if "exr" in args.formats and args.mode != "displacement":
+        parser.error("exr (the height map) needs --mode displacement")
     if not args.input.is_dir():
         parser.error(f"--input {args.input} is not a folder")
     return args
@@ -107,8 +110,9 @@ def partial_path(path: Path) -> Path:
 
 
 def render_oblique(path: Path, objects: list) -> None:
-    """Workbench picture of the result's normal colours: the source camera's view turned 20 degrees around the
-    result's median point (and 10 up) and pulled back a little, so that the shape of the surface shows."""
+    """Workbench picture of the result: the source camera's view turned 20 degrees around the result's median
+    point (and 10 up) and pulled back a little (reliefs and planes: from the front, above), so that the shape
+    of the surface shows."""
     from mathutils import Matrix, Vector
 
     scene = bpy.context.scene
@@ -136,9 +140,12 @@ def render_oblique(path: Path, objects: list) -> None:
     render.resolution_x, render.resolution_y, render.resolution_percentage = 640, 480, 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
     scene.view_settings.view_transform = "Standard"  # the colours exactly as the engine's normal maps
-    scene.display.shading.light = "FLAT"
-    scene.display.shading.color_type = "VERTEX"  # the active colour attribute: the normal colours
-    scene.display.shading.show_backface_culling = False
+    shading = scene.display.shading
+    if any(obj.modifiers for obj in objects):  # the displaced plane: its photo texture, lit
+        shading.light, shading.color_type = "STUDIO", "TEXTURE"
+    else:  # meshes and reliefs: their normal colours (the active colour attribute) show the shape unlit
+        shading.light, shading.color_type = "FLAT", "VERTEX"
+    shading.show_backface_culling = False
     scene.camera = camera
     render.image_settings.file_format = "PNG"
     render.filepath, render.use_file_extension = str(path), False
@@ -147,6 +154,16 @@ def render_oblique(path: Path, objects: list) -> None:
     finally:
         scene.camera = source
         bpy.data.objects.remove(camera)
+
+
+def save_height_map(plane, path: Path) -> None:
+    """The displaced plane's float height map (packed in the .blend) as a 32-bit EXR file."""
+    image = plane.modifiers["BetterDepth Displace"].texture.image.copy()
+    try:
+        image.filepath_raw, image.file_format = str(path), "OPEN_EXR"
+        image.save()
+    finally:
+        bpy.data.images.remove(image)
 
 
 def reconstruct_one(photo: Path, args: argparse.Namespace) -> str:
@@ -168,6 +185,8 @@ def reconstruct_one(photo: Path, args: argparse.Namespace) -> str:
                                   export_colors="LINEAR")
         elif fmt == "glb":
             bpy.ops.export_scene.gltf(filepath=str(temporary), export_format="GLB", use_selection=False)
+        elif fmt == "exr":
+            save_height_map(results[0], temporary)
         if fmt != "blend":
             os.replace(temporary, path)
     if "blend" in outputs:  # last, so that the .blend's presence means every other output is done too

@@ -8,14 +8,16 @@ import subprocess
 import sys
 
 import bpy
+import numpy as np
+import pytest
 
 from .conftest import ENGINE_PYTHON, ROOT
 
 
-def _batch(input_dir, output_dir, extension_zip, profile):
+def _batch(input_dir, output_dir, extension_zip, profile, *options):
     command = [sys.executable, str(ROOT / "scripts" / "batch_reconstruct.py"), "--input", str(input_dir),
-               "--output", str(output_dir), "--formats", "blend,ply", "--extension", str(extension_zip),
-               "--engine-python", ENGINE_PYTHON]
+               "--output", str(output_dir), "--extension", str(extension_zip), "--engine-python", ENGINE_PYTHON,
+               *(options or ("--formats", "blend,ply"))]
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(profile)}
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
@@ -52,3 +54,19 @@ def test_batch_does_the_rest_reports_the_broken_and_resumes(extension_zip, photo
     mesh = next(obj for obj in bpy.data.objects if obj.type == "MESH")
     assert len(mesh.data.vertices) > 1000 and mesh.active_material is not None and "betterdepth" in mesh
     assert bpy.context.scene.camera.type == "CAMERA"
+
+
+def test_batch_displacement_writes_the_float_height_map(extension_zip, photo_path, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(photo_path.read_bytes())
+    output = tmp_path / "out"
+    run = _batch(photos, output, extension_zip, tmp_path / "profile", "--mode", "displacement", "--formats", "exr")
+    assert run.returncode == 0, run.stdout + run.stderr
+    height = bpy.data.images.load(str(output / "a.exr"))
+    assert height.is_float and tuple(height.size) == (75, 50)
+    pixels = np.empty(4 * 75 * 50, np.float32)
+    height.pixels.foreach_get(pixels)
+    assert pixels.min() >= 0 and pixels.max() == pytest.approx(1.0, abs=1e-3)  # 0 = base plane, 1 = nearest
+    wrong = _batch(photos, output, extension_zip, tmp_path / "profile", "--formats", "exr")
+    assert wrong.returncode == 2 and "needs --mode displacement" in wrong.stderr
