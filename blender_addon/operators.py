@@ -12,7 +12,6 @@ what was built, so a failed or cancelled job leaves the scene unchanged.
 from __future__ import annotations
 
 import json
-import queue
 import shutil
 import tempfile
 import time
@@ -155,16 +154,12 @@ class EngineJobOperator:
             return _report_error(self, error)
         ActiveJob.job, ActiveJob.label = job, plan.label
         try:
-            while True:
-                try:
-                    kind, payload = job.events.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if kind == "progress":
-                    print(f"BetterDepth {plan.label}: {payload.message} ({payload.fraction:.0%})", flush=True)
-                elif kind in ("succeeded", "failed", "cancelled"):
-                    job.join()
-                    return self._conclude(context, plan, kind, payload)
+            def show(progress):
+                print(f"BetterDepth {plan.label}: {progress.message} ({progress.fraction:.0%})", flush=True)
+
+            kind, payload = job.poll(show, lambda path: None, block=True)
+            job.join()
+            return self._conclude(context, plan, kind, payload)
         finally:
             ActiveJob.job = None
 
@@ -192,18 +187,12 @@ class EngineJobOperator:
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        while True:
-            try:
-                kind, payload = self._job.events.get_nowait()
-            except queue.Empty:
-                return {"PASS_THROUGH"}
-            if kind == "progress":
-                self._show_progress(context, payload)
-            elif kind == "preview":
-                self._show_preview(context, payload)
-            else:
-                self._end_ui(context)
-                return self._conclude(context, self._plan, kind, payload)
+        outcome = self._job.poll(partial(self._show_progress, context), partial(self._show_preview, context),
+                                 block=False)
+        if outcome is None:
+            return {"PASS_THROUGH"}
+        self._end_ui(context)
+        return self._conclude(context, self._plan, *outcome)
 
     def _show_progress(self, context, progress) -> None:
         text = f"BetterDepth {self._plan.label}: {progress.message} ({progress.fraction:.0%}) - Esc to cancel"

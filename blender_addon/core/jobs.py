@@ -191,6 +191,26 @@ class EngineJob:
             self.client.download(self.job_id, name, files[name])
         return files
 
+    def poll(self, on_progress, on_preview, block: bool) -> tuple | None:
+        """Hand the queued events to the callbacks (on this thread); the final (kind, payload) once it came.
+
+        block=False returns None when the queue is empty (a modal timer's tick); block=True waits for the end
+        (background mode, where nothing else needs the main thread).
+        """
+        while True:
+            try:
+                kind, payload = self.events.get(timeout=0.5) if block else self.events.get_nowait()
+            except queue.Empty:
+                if block:
+                    continue
+                return None
+            if kind == "progress":
+                on_progress(payload)
+            elif kind == "preview":
+                on_preview(payload)
+            else:
+                return kind, payload
+
     def start(self) -> None:
         """Run on a daemon worker thread; follow `events` on the main thread."""
         self._thread = threading.Thread(target=self._run_quietly, name="betterdepth-job", daemon=True)

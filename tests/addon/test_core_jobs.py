@@ -47,6 +47,26 @@ def test_mesh_job_downloads_its_results(engine, photo_path, tmp_path):
     assert events[-1][0] == "succeeded"
 
 
+def test_poll_follows_a_thread_to_its_end(engine, photo_path, tmp_path):
+    """What the UI's modal timer does: non-blocking polls until the final event, progress in order."""
+    client = engine.client()
+    job = EngineJob(lambda: client, JobRequest("estimate", photo_path), tmp_path / "job")
+    progress, previews = [], []
+    assert job.poll(progress.append, previews.append, block=False) is None  # nothing yet
+    job.start()
+    outcome = None
+    while outcome is None:
+        outcome = job.poll(progress.append, previews.append, block=False)
+    kind, files = outcome
+    assert kind == "succeeded" and sorted(files) == ["base_disparity.npy", "disparity.npy", "meta.json"]
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # The engine's preview as it was while running (written after the base, listed during the refine stage).
+    assert previews and all(path.read_bytes().startswith(b"\x89PNG") for path in previews)
+    job.join(10)
+    assert not job.running
+
+
 def test_thread_reports_a_bad_image_as_the_engine_error(engine, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 this is not a JPEG")
