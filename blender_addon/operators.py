@@ -9,8 +9,6 @@ Blender data is only created on the main thread, after the job succeeded; a fail
 what was built, so a failed or cancelled job leaves the scene unchanged.
 """
 
-from __future__ import annotations
-
 import json
 import shutil
 import tempfile

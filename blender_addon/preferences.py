@@ -1,7 +1,5 @@
 """Add-on preferences: how to reach the engine, and the model defaults every job starts from."""
 
-from __future__ import annotations
-
 import bpy
 from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 

@@ -1,7 +1,5 @@
 """Per-scene input choice for the sidebar's buttons (the operators take the same as their own properties)."""
 
-from __future__ import annotations
-
 import bpy
 from bpy.props import EnumProperty, PointerProperty, StringProperty
 
