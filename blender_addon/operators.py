@@ -27,6 +27,7 @@ from .core.camera import params_from_intrinsics
 from .core.engine_setup import check_setup
 from .core.jobs import EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
+from .core.orientation import orientation_from_notes
 from .preferences import get_preferences
 from .properties import SOURCES
 
@@ -236,12 +237,15 @@ class EngineJobOperator:
                 "request": plan.sections, "engine": meta}
 
     @staticmethod
-    def photo_image(plan: Plan, created: scene_build.Created) -> bpy.types.Image:
-        if plan.image_name:
-            return bpy.data.images[plan.image_name]
-        image = scene_build.load_image(plan.image_path, created)
+    def photo_image(plan: Plan, meta: dict, created: scene_build.Created) -> bpy.types.Image:
+        """The input as an image for materials, turned like the engine turned it (EXIF orientation)."""
+        image = bpy.data.images[plan.image_name] if plan.image_name else scene_build.load_image(plan.image_path,
+                                                                                                created)
         if plan.source == "CAMERA":
             image.pack()  # the render lives in the job's temporary folder
+        orientation = orientation_from_notes(meta.get("image", {}).get("notes", []))
+        if orientation != 1:
+            image = scene_build.oriented_copy(image, orientation, created)
         return image
 
 
@@ -304,7 +308,7 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
         buffers = mesh_buffers(load_mesh_npz(files["mesh.npz"]))
         mesh = created.add(scene_build.build_mesh(f"{plan.label} depth mesh", buffers))
         mesh.materials.append(created.add(
-            scene_build.photo_material(f"{plan.label} photo", self.photo_image(plan, created))))
+            scene_build.photo_material(f"{plan.label} photo", self.photo_image(plan, meta, created))))
         obj = created.add(scene_build.link_object(context, f"{plan.label} depth mesh", mesh))
         if plan.camera_name:
             camera = bpy.data.objects[plan.camera_name]
@@ -385,7 +389,7 @@ class BETTERDEPTH_OT_displacement(EngineJobOperator, bpy.types.Operator):
         obj.location = context.scene.cursor.location
         # The engine's strength is for a plane relief-width wide; it scales with the plane.
         strength = settings["strength"] * self.width / settings["plane_width"]
-        photo = self.photo_image(plan, created)
+        photo = self.photo_image(plan, meta, created)
         if self.method == "MODIFIER":
             mesh.materials.append(created.add(scene_build.photo_material(f"{plan.label} photo", photo)))
             scene_build.displace_modifier(obj, height_image, strength, settings["midlevel"], created)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .core.camera import CameraParams
 from .core.mesh_arrays import MeshBuffers
+from .core.orientation import orient
 
 NORMAL_COLORS = "normal_color"
 PARAMETERS_PROPERTY = "betterdepth"
@@ -114,6 +115,18 @@ def load_image(path, created: Created, non_color: bool = False) -> bpy.types.Ima
     if non_color:
         image.colorspace_settings.name = "Non-Color"
     return image
+
+
+def oriented_copy(image: bpy.types.Image, orientation: int, created: Created) -> bpy.types.Image:
+    """A packed copy of the image turned for its EXIF orientation (Blender shows the pixels as stored)."""
+    width, height = image.size
+    pixels = np.empty(width * height * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    top_down = orient(pixels.reshape(height, width, 4)[::-1], orientation)
+    turned = created.add(bpy.data.images.new(f"{image.name} (oriented)", top_down.shape[1], top_down.shape[0]))
+    turned.pixels.foreach_set(np.ascontiguousarray(top_down[::-1]).ravel())
+    turned.pack()
+    return turned
 
 
 def photo_material(name: str, image: bpy.types.Image) -> bpy.types.Material:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import socket
+import struct
 import threading
 import time
+import zlib
 
 import bpy
 import numpy as np
@@ -154,6 +156,44 @@ def test_unsaved_image_is_sent_as_a_copy(scene):
     assert bpy.ops.betterdepth.estimate_depth(source="IMAGE", image_name="painted") == {"FINISHED"}
     assert tuple(bpy.data.images["painted depth"].size) == (64, 48)
     assert image.filepath == "" and image.source == "GENERATED" and len(bpy.data.images) == 3
+
+
+def _with_exif_orientation(png: bytes, orientation: int) -> bytes:
+    """The PNG with its EXIF replaced by just the orientation tag (what phones write for portrait photos)."""
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + struct.pack(">HHHIHHI", 1, 0x0112, 3, 1, orientation, 0, 0)
+    exif = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    chunks, offset = [], 8  # after the signature: length, type, data, CRC
+    while offset < len(png):
+        (length,) = struct.unpack(">I", png[offset:offset + 4])
+        kind, end = png[offset + 4:offset + 8], offset + 12 + length
+        if kind != b"eXIf":  # Blender writes its own (resolution only)
+            chunks.append(png[offset:end])
+        if kind == b"IHDR":
+            chunks.append(exif)
+        offset = end
+    return png[:8] + b"".join(chunks)
+
+
+def test_rotated_phone_photo_keeps_its_texture_on_the_mesh(scene, photo_path, tmp_path):
+    """EXIF orientation 6 (portrait): the engine turns the photo; the texture must turn the same way."""
+    rotated = tmp_path / "portrait.png"
+    rotated.write_bytes(_with_exif_orientation(photo_path.read_bytes(), 6))
+    before = _snapshot()
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(rotated)) == {"FINISHED"}
+    created = _new_objects(before)
+    (obj,) = [o for o in created if o.type == "MESH"]
+    (camera,) = [o for o in created if o.type == "CAMERA"]
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (50, 75)  # portrait, as the camera saw it
+    assert _projection_error(obj, camera, scene) < 0.01
+    texture = next(node for node in obj.active_material.node_tree.nodes if node.type == "TEX_IMAGE").image
+    assert tuple(texture.size) == (50, 75)
+    original = bpy.data.images.load(str(photo_path))
+    stored = np.empty(75 * 50 * 4, np.float32)
+    original.pixels.foreach_get(stored)
+    turned = np.empty(75 * 50 * 4, np.float32)
+    texture.pixels.foreach_get(turned)
+    top_down = stored.reshape(50, 75, 4)[::-1]
+    assert np.allclose(turned.reshape(75, 50, 4)[::-1], np.rot90(top_down, -1), atol=1 / 255)
 
 
 def test_estimate_depth_makes_float_non_color_images(scene, photo_path):
