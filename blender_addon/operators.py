@@ -24,7 +24,7 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import engine, inputs, scene_build
 from .core.camera import params_from_intrinsics
-from .core.engine_setup import check_setup
+from .core.engine_setup import Finding, check_setup
 from .core.jobs import EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
 from .core.orientation import orientation_from_notes
@@ -516,6 +516,15 @@ class BETTERDEPTH_OT_check_setup(bpy.types.Operator):
         findings = check_setup(prefs.engine_mode, bpy.path.abspath(prefs.engine_python),
                                bpy.path.abspath(prefs.project_dir), prefs.url, prefs.token,
                                bool(bpy.app.online_access))
+        settings = engine.settings(context)
+        reachable = settings.mode == "EXTERNAL" or engine.managed_running()  # never start one just to check
+        if all(finding.ok for finding in findings) and reachable:
+            try:
+                health = engine.connect(settings).health()
+                findings.append(Finding(True, f"Engine {health['engine_version']} answers on {health['device']}."))
+            except Exception as error:  # noqa: BLE001
+                job_error = JobError.from_exception(error)
+                findings.append(Finding(False, job_error.message, job_error.hint))
         for finding in findings:
             self.report({"INFO"} if finding.ok else {"ERROR"},
                         f"BetterDepth: {finding.what}" + ("" if finding.ok else f" Fix: {finding.fix}"))

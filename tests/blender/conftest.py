@@ -9,7 +9,9 @@ The engine is real too: the add-on starts it in managed mode from the engine's e
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,7 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # A fresh user profile, before bpy is imported: nothing from the machine's own Blender settings leaks in.
-os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="betterdepth-blender-profile-")
+PROFILE = tempfile.mkdtemp(prefix="betterdepth-blender-profile-")
+os.environ["BLENDER_USER_RESOURCES"] = PROFILE
+atexit.register(shutil.rmtree, PROFILE, ignore_errors=True)
 import bpy  # noqa: E402
 
 REPO = "bdtest"

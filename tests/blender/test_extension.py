@@ -353,8 +353,13 @@ def test_check_setup_and_engine_box(scene, prefs, addon):
     assert health["protocol"] == "1" and health["device"] == "cpu"
     assert bpy.ops.betterdepth.release_memory() == {"FINISHED"}
     assert addon.engine.managed_running()
-    prefs.engine_python = "/nonexistent/python"
-    prefs.engine_mode = "MANAGED"
+    managed = addon.engine.start_managed(addon.engine.settings())
+    prefs.engine_mode, prefs.url, prefs.token = "EXTERNAL", managed.url, "wrong"
+    with pytest.raises(RuntimeError, match="(?i)token"):  # the check asks the engine itself
+        bpy.ops.betterdepth.check_setup()
+    prefs.token = managed.token
+    assert bpy.ops.betterdepth.check_setup() == {"FINISHED"}
+    prefs.engine_mode, prefs.engine_python = "MANAGED", "/nonexistent/python"
     try:
         with pytest.raises(RuntimeError, match="Engine Python preference names a missing file"):
             bpy.ops.betterdepth.check_setup()
