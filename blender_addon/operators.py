@@ -156,7 +156,12 @@ class EngineJobOperator:
             def show(progress):
                 print(f"BetterDepth {plan.label}: {progress.message} ({progress.fraction:.0%})", flush=True)
 
-            kind, payload = job.poll(show, lambda path: None, block=True)
+            try:
+                kind, payload = job.poll(show, lambda path: None, block=True)
+            except KeyboardInterrupt:  # Ctrl+C in `blender -b`: stop the engine's work too
+                job.cancel()
+                shutil.rmtree(plan.folder, ignore_errors=True)
+                raise
             job.join()
             return self._conclude(context, plan, kind, payload)
         finally:
