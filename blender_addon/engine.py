@@ -102,3 +102,11 @@ def connect(engine_settings: EngineSettings):
         return engine_client.EngineClient(engine_settings.url, engine_settings.token, timeout=CLIENT_TIMEOUT_S)
     engine = start_managed(engine_settings)
     return engine_client.EngineClient(engine.url, engine.token, timeout=CLIENT_TIMEOUT_S)
+
+
+def explain(error: JobError, engine_settings: EngineSettings) -> JobError:
+    """The error in the user's terms: a managed engine that stops answering died, and restarts on next use."""
+    if engine_settings.mode == "MANAGED" and error.code == "ENGINE_UNREACHABLE":
+        return JobError("ENGINE_STOPPED", "The managed engine stopped during the job (it crashed or was killed).",
+                        f"Run the job again to restart it; its log: {engine_settings.log_path}")
+    return error

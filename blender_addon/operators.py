@@ -129,7 +129,7 @@ class EngineJobOperator:
     def _conclude(self, context, plan: Plan, kind: str, payload) -> set[str]:
         try:
             if kind != "succeeded":
-                return _report_error(self, payload)
+                return _report_error(self, engine.explain(payload, engine.settings(context)))
             created = scene_build.Created()
             try:
                 summary = self.build(context, plan, payload, created)
