@@ -345,16 +345,22 @@ def test_engine_killed_mid_job_is_reported_and_restarted(scene, prefs, photo_pat
     assert addon.engine._managed.process.pid != killed[0]
 
 
-def test_check_setup_and_engine_box(scene, prefs, addon):
+def test_check_setup_and_engine_box(scene, prefs, addon, photo_path):
     assert bpy.ops.betterdepth.check_setup() == {"FINISHED"}
     assert bpy.ops.betterdepth.engine_start() == {"FINISHED"}
+    assert bpy.ops.betterdepth.estimate_depth(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
     assert bpy.ops.betterdepth.engine_status() == {"FINISHED"}
     health = addon.operators.EngineStatus.health
     assert health["protocol"] == "1" and health["device"] == "cpu"
+    assert {model["kind"] for model in health["loaded_models"]} == {"base", "refiner"}
     assert bpy.ops.betterdepth.release_memory() == {"FINISHED"}
+    assert bpy.ops.betterdepth.engine_status() == {"FINISHED"}
+    assert addon.operators.EngineStatus.health["loaded_models"] == []  # released, the engine still up
     assert addon.engine.managed_running()
     managed = addon.engine.start_managed(addon.engine.settings())
-    prefs.engine_mode, prefs.url, prefs.token = "EXTERNAL", managed.url, "wrong"
+    prefs.engine_mode, prefs.url, prefs.token = "EXTERNAL", managed.url, managed.token
+    assert bpy.ops.betterdepth.estimate_depth(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    prefs.token = "wrong"
     with pytest.raises(RuntimeError, match="(?i)token"):  # the check asks the engine itself
         bpy.ops.betterdepth.check_setup()
     prefs.token = managed.token
