@@ -8,7 +8,6 @@ import bpy
 
 from .core.jobs import JobError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr"}
 
 
 def active_image(context) -> bpy.types.Image | None:
@@ -29,7 +28,7 @@ def image_file(image: bpy.types.Image, folder: Path) -> Path:
         path = Path(bpy.path.abspath(image.filepath, library=image.library))
         if path.is_file():
             return path
-    if not image.has_data and image.source not in ("GENERATED",):
+    if not image.has_data:  # a file image not shown yet has no pixels loaded
         image.reload()
     if image.size[0] == 0 or image.size[1] == 0:
         raise JobError("BAD_IMAGE", f"Image '{image.name}' has no pixels (the Render Result cannot be read).",

@@ -63,7 +63,7 @@ def build_mesh(name: str, buffers: MeshBuffers) -> bpy.types.Mesh:
 
 def link_object(context, name: str, data) -> bpy.types.Object:
     obj = bpy.data.objects.new(name, data)
-    context.scene.collection.objects.link(obj) if context.collection is None else context.collection.objects.link(obj)
+    (context.collection or context.scene.collection).objects.link(obj)
     return obj
 
 
