@@ -9,7 +9,6 @@ import bpy
 from .core.jobs import JobError
 
 
-
 def active_image(context) -> bpy.types.Image | None:
     """The image shown in this Image Editor, or in the first one on screen."""
     space = getattr(context, "space_data", None)
