@@ -1,7 +1,8 @@
 """`betterdepth` command line: one sub-command per module in `betterdepth_engine.commands`.
 
-Heavy libraries (torch, diffusers, open3d) are imported inside each command's `run`, so that
-`betterdepth --help` answers at once.
+Start-up is lazy: a command module's top level imports nothing heavy and names its one-line `HELP`; only the
+command being run builds its full parser (`add_parser(subparsers)`), and heavy libraries (torch, diffusers,
+Open3D) are imported inside its `run`. So `betterdepth --help` and `betterdepth mesh --help` answer at once.
 """
 
 from __future__ import annotations
@@ -13,17 +14,27 @@ import sys
 from betterdepth_engine import __version__
 from betterdepth_engine.errors import BetterDepthError
 
-# Sub-command name -> module in betterdepth_engine.commands that defines `add_parser(subparsers)`.
+# Sub-command name -> module in betterdepth_engine.commands (defines HELP and `add_parser(subparsers)`).
 COMMANDS = {
     "estimate": "estimate",
+    "batch": "batch",
     "mesh": "mesh",
+    "models": "models",
     "train": "train",
     "eval": "evaluate",
     "serve": "serve",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_command(argv: list[str]) -> str | None:
+    """The sub-command named in argv: the first word that is not an option (the top level's take no value)."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for argv: the full options of the command it names, one help line for each other command."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="betterdepth",
         description=(
@@ -33,15 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"betterdepth {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMANDS.values():
+    chosen = _chosen_command(argv)
+    for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"betterdepth_engine.commands.{module_name}")
-        module.add_parser(subparsers)
+        if name == chosen:
+            module.add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=module.HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        args = build_parser(argv).parse_args(argv)
         return args.run(args) or 0
     except BetterDepthError as error:
         print(f"betterdepth: error [{error.code}]: {error.message}", file=sys.stderr)

@@ -50,6 +50,7 @@ class EngineClient:
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self._limits: dict | None = None
 
     # Transport -------------------------------------------------------------------------------------------
 
@@ -91,6 +92,14 @@ class EngineClient:
 
     def upload(self, data: bytes, filename: str) -> dict:
         """Send a file's bytes; returns {"upload_id", "size", "sha256"}."""
+        # Checked here too: a server refusing a large body mid-send can only drop the connection.
+        if self._limits is None:
+            self._limits = self.health()["limits"]
+        limit = self._limits["max_upload_bytes"]
+        if len(data) > limit:
+            raise EngineError("PAYLOAD_TOO_LARGE", f"'{Path(filename).name}' is {len(data) / 2**20:.1f} MB; the "
+                              f"engine accepts at most {limit / 2**20:.1f} MB.",
+                              "Send a smaller file, or start the engine with a larger --max-upload-mb.")
         with self._open("POST", "/uploads", data, "application/octet-stream",
                         headers={"X-Filename": Path(filename).name}) as response:
             return _read_json(response.read())

@@ -41,6 +41,19 @@ def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
         temp_path.unlink(missing_ok=True)
 
 
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """Refuse an output folder that cannot be created or written, before any work is done. Creates nothing."""
+    folder = Path(folder)
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == folder else f"is under '{existing}', which is a file"
+        raise BetterDepthError(BetterDepthError.OUTPUT_ERROR, f"The output folder '{folder}' {what}.",
+                               "Pass a folder path (-o), new or existing.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BetterDepthError(BetterDepthError.OUTPUT_ERROR, f"Cannot write to '{existing}' (permission denied).",
+                               "Pass an output folder you can write to (-o).")
+
+
 def write_files_atomically(writers: Mapping[str | os.PathLike, Callable[[Path], None]]) -> list[Path]:
     """Write a set of files so that either all of them appear or none does.
 

@@ -15,6 +15,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 # and a 100-megapixel input would only exhaust memory in the output stages.
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 16384
+MIN_SIDE = 8  # below this there is nothing to estimate depth from (and no 2 x 2 grid for normals)
 
 
 @dataclass
@@ -39,12 +40,9 @@ class LoadedImage:
         return self.rgb.shape[1]
 
 
-def _bad_image(path: Path, what: str) -> BetterDepthError:
-    return BetterDepthError(
-        BetterDepthError.BAD_IMAGE,
-        f"Cannot read image '{path}': {what}",
-        "Use a JPEG, PNG, TIFF, BMP or WebP file that opens in an image viewer.",
-    )
+def _bad_image(path: Path, what: str,
+               hint: str = "Use a JPEG, PNG, TIFF, BMP or WebP file that opens in an image viewer.") -> BetterDepthError:
+    return BetterDepthError(BetterDepthError.BAD_IMAGE, f"Cannot read image '{path}': {what}", hint)
 
 
 def _to_rgb_uint8(image, notes: list[str]) -> np.ndarray:
@@ -89,8 +87,14 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
                 raise _bad_image(path, f"it has zero size ({width}x{height})")
             if width > MAX_SIDE or height > MAX_SIDE or width * height > 4 * MAX_PIXELS:
                 raise _bad_image(
-                    path, f"it is {width}x{height}; the largest accepted is {MAX_SIDE} px a side"
+                    path, f"it is {width}x{height}; the largest accepted is {MAX_SIDE} px a side and "
+                    f"{4 * MAX_PIXELS // 1_000_000} megapixels",
+                    f"Downscale or crop it to at most {MAX_SIDE} px a side first (larger inputs are downscaled to "
+                    f"{MAX_PIXELS // 1_000_000} megapixels anyway).",
                 )
+            if width < MIN_SIDE or height < MIN_SIDE:
+                raise _bad_image(path, f"it is {width}x{height}; the smallest accepted is {MIN_SIDE} px a side",
+                                 "Use the full-size image.")
             exif = image.getexif()
             focal_35mm = exif.get_ifd(0x8769).get(0xA405) if exif else None
             orientation = exif.get(0x0112, 1) if exif else 1
@@ -115,7 +119,7 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
 
 
 def find_images(inputs: list[str | os.PathLike]) -> list[Path]:
-    """Expand files and folders (non-recursive) into a sorted list of image paths."""
+    """Expand files and folders (non-recursive) into a sorted list of image paths, each file once."""
     paths: list[Path] = []
     for item in inputs:
         item = Path(item)
@@ -130,4 +134,24 @@ def find_images(inputs: list[str | os.PathLike]) -> list[Path]:
             paths.extend(found)
         else:
             paths.append(item)
-    return paths
+    unique = {path.resolve(): path for path in reversed(paths)}  # a file named twice is processed once
+    return [path for path in paths if unique[path.resolve()] is path]
+
+
+def check_unique_stems(paths: list[Path]) -> None:
+    """Refuse inputs whose results would overwrite each other: outputs are named by the file's stem.
+
+    `pic.jpg` and `pic.png`, or `a/pic.jpg` and `b/pic.jpg`, would both write OUT/pic_*. Stems are compared
+    ignoring case, because the output folder may be on a case-insensitive file system (macOS, Windows).
+    """
+    by_stem: dict[str, list[Path]] = {}
+    for path in paths:
+        by_stem.setdefault(path.stem.casefold(), []).append(path)
+    clashes = [" and ".join(f"'{p}'" for p in group) for group in by_stem.values() if len(group) > 1]
+    if clashes:
+        raise BetterDepthError(
+            BetterDepthError.BAD_INPUT,
+            "Inputs with the same name would overwrite each other's results (files are named by the image's name "
+            f"without its extension): {'; '.join(clashes)}.",
+            "Rename one of each, or run them into separate output folders. Nothing was processed.",
+        )

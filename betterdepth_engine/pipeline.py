@@ -19,40 +19,11 @@ from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BaseDepthModel, BasePrediction
 from betterdepth_engine.models.refiner import DepthRefiner
+from betterdepth_engine.refine_options import MIN_PROCESSING_RESOLUTION, RefineOptions
 from betterdepth_engine.resize import image_to_tensor, resize_and_pad, unpad
 
 # on_progress(stage, done, total): stages are "base", "refine" (per denoising step) and "ensemble".
 ProgressCallback = Callable[[str, int, int], None]
-
-
-@dataclass
-class RefineOptions:
-    """Per-call settings; None means the refiner's own default from its config."""
-
-    denoising_steps: int | None = None
-    ensemble_size: int | None = None
-    processing_resolution: int | None = None  # long side in pixels; 0 = the input's own resolution
-    strength: float | None = None
-    ensemble_reduction: str = "mean"
-    seed: int = 0
-
-    def __post_init__(self):
-        problems = []
-        if self.denoising_steps is not None and self.denoising_steps < 1:
-            problems.append("denoising steps must be at least 1")
-        if self.ensemble_size is not None and self.ensemble_size < 1:
-            problems.append("the ensemble size must be at least 1")
-        if self.processing_resolution is not None and self.processing_resolution < 0:
-            problems.append("the processing resolution must be 0 (native) or positive")
-        if self.strength is not None and not 0.0 < self.strength <= 1.0:
-            problems.append(f"strength must be in (0, 1], not {self.strength}")
-        if self.ensemble_reduction not in ("mean", "median"):
-            problems.append("the ensemble reduction must be 'mean' or 'median'")
-        if problems:
-            raise BetterDepthError(BetterDepthError.BAD_INPUT, "Invalid settings: " + "; ".join(problems) + ".",
-                                   "See `betterdepth estimate --help` for the accepted values.")
-
-
 @dataclass
 class DepthResult:
     disparity: np.ndarray  # refined (or the base's, without a refiner)
@@ -147,6 +118,12 @@ class BetterDepthPipeline:
         if config.target_space == "depth":
             conditioning = align.disparity_to_depth_normalized(normalized, config.depth_range_ratio)
         resolution, multiple = settings["processing_resolution"], refiner.downscale_factor
+        if resolution == 0 and max(images[0].height, images[0].width) < MIN_PROCESSING_RESOLUTION:
+            raise BetterDepthError(
+                BetterDepthError.BAD_INPUT,
+                f"The image is {images[0].width}x{images[0].height}; at its own resolution (processing resolution "
+                f"0) the refiner needs a long side of at least {MIN_PROCESSING_RESOLUTION} px.",
+                f"Use a processing resolution of {MIN_PROCESSING_RESOLUTION} px or more.")
         pixels, padding = resize_and_pad(torch.cat([image_to_tensor(i.rgb) for i in images]), resolution, multiple)
         conditioning, _ = resize_and_pad(conditioning, resolution, multiple)
         timings["prepare"] = time.perf_counter() - clock

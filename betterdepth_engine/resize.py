@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from betterdepth_engine.errors import BetterDepthError
+
 
 def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> [1, 3, H, W] float32 in [-1, 1]."""
@@ -12,9 +14,22 @@ def image_to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def resize_and_pad(tensor: torch.Tensor, processing_resolution: int, multiple: int) -> tuple[torch.Tensor, tuple]:
-    """Resize so the long side is `processing_resolution` (0 keeps the size), then pad to a multiple of `multiple`."""
+    """Resize so the long side is `processing_resolution` (0 keeps the size), then pad to a multiple of `multiple`.
+
+    Refuses (BAD_IMAGE) an aspect ratio so extreme that the short side would shrink to nothing.
+    """
     from diffusers.pipelines.marigold import MarigoldImageProcessor as Resizer
 
+    height, width = tensor.shape[-2:]
+    long_side = processing_resolution or max(height, width)
+    short_side = min(height, width) * long_side // max(height, width)
+    if short_side < 1:
+        raise BetterDepthError(
+            BetterDepthError.BAD_IMAGE,
+            f"The image is {width}x{height}: at the {long_side} px long side the model works at, its short side "
+            "would be less than one pixel (extreme aspect ratio).",
+            f"Crop it to an aspect ratio of at most {long_side}:1.",
+        )
     if processing_resolution > 0:
         tensor = Resizer.resize_to_max_edge(tensor, processing_resolution, "bilinear")
     return Resizer.pad_image(tensor, multiple)

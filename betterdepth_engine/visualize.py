@@ -1,4 +1,4 @@
-"""Pictures of depth results: colorized disparity, 16-bit PNG encoding, the side-by-side comparison."""
+"""Pictures of depth results: colorized disparity, the labelled side-by-side comparison with its colour bar."""
 
 from __future__ import annotations
 
@@ -16,43 +16,65 @@ def disparity_display_range(*disparities: np.ndarray) -> tuple[float, float]:
     return float(low), float(max(high, low + 1e-6))
 
 
-def colorize_disparity(disparity: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Disparity -> H x W x 3 uint8 with the Spectral colormap (near = blue, far = red, invalid = black)."""
+def _spectral(depth_unit: np.ndarray) -> np.ndarray:
+    """Marigold's depth colours: Spectral over [0 = near, 1 = far], near red, far blue; uint8 RGB."""
     from diffusers.pipelines.marigold import MarigoldImageProcessor
 
+    return MarigoldImageProcessor.colormap(depth_unit, cmap="Spectral", bytes=True)
+
+
+def colorize_disparity(disparity: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Disparity -> H x W x 3 uint8 in Marigold's colours: near = red, far = blue (Spectral), invalid = black."""
     low, high = value_range or disparity_display_range(disparity)
     unit = np.clip((np.nan_to_num(disparity, nan=low) - low) / (high - low), 0.0, 1.0)
-    # Marigold shows depth with Spectral (near = red); disparity is inverted so near stays red.
-    colored = MarigoldImageProcessor.colormap(1.0 - unit, cmap="Spectral", bytes=True)
+    colored = _spectral(1.0 - unit)  # disparity grows towards the camera, so 1 - unit runs near -> far
     colored[~np.isfinite(disparity)] = 0
     return colored
 
 
-def encode_png16(values: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Map the finite range of `values` to 1..65535 (0 = invalid). Returns (uint16 image, value at 1, at 65535)."""
-    finite = np.isfinite(values)
-    low = float(values[finite].min()) if finite.any() else 0.0
-    high = float(values[finite].max()) if finite.any() else 1.0
-    span = max(high - low, 1e-12)
-    scaled = 1.0 + (np.nan_to_num(values, nan=low) - low) / span * 65534.0
-    return np.where(finite, np.round(scaled), 0).astype(np.uint16), low, high
+def _text_strip(width: int, height: int, text: str, align: str = "center") -> np.ndarray:
+    """A white strip with black text, for panel labels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    strip = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    font = ImageFont.load_default(size=max(10, int(height * 0.6)))
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    x = (width - (right - left)) // 2 - left if align == "center" else 2 - left
+    draw.text((x, (height - (bottom - top)) // 2 - top), text, fill=(0, 0, 0), font=font)
+    return np.asarray(strip)
+
+
+def colour_bar(height: int, label_height: int) -> np.ndarray:
+    """The legend: 'near' over a Spectral bar running from near (top) to far (bottom) over 'far'."""
+    width = max(48, label_height * 2)
+    bar = np.full((height, width, 3), 255, np.uint8)
+    bar[:, width // 4: 3 * width // 4] = _spectral(np.linspace(0.0, 1.0, height))[:, None, :]
+    return np.concatenate((_text_strip(width, label_height, "near"), bar, _text_strip(width, label_height, "far")))
 
 
 def side_by_side(image: LoadedImage, base_disparity: np.ndarray, disparity: np.ndarray,
                  normals_rgb: np.ndarray | None = None, panel_height: int = 384) -> np.ndarray:
-    """image | base | refined [| normals], each scaled to `panel_height`; H x W x 3 uint8."""
+    """Labelled panels image | base | refined [| normals] and a near/far colour bar; H x W x 3 uint8.
+
+    The two disparity panels share one colour scale (a robust range over both), so their colours compare.
+    """
     from PIL import Image
 
     value_range = disparity_display_range(base_disparity, disparity)
-    panels = [image.rgb, colorize_disparity(base_disparity, value_range),
-              colorize_disparity(disparity, value_range)]
+    panels = {"image": image.rgb, "base disparity": colorize_disparity(base_disparity, value_range),
+              "refined disparity": colorize_disparity(disparity, value_range)}
     if normals_rgb is not None:
-        panels.append(normals_rgb)
+        panels["normals (refined)"] = normals_rgb
     width = max(1, round(image.width * panel_height / image.height))
-    resized = [np.asarray(Image.fromarray(panel).resize((width, panel_height), Image.Resampling.BILINEAR))
-               for panel in panels]
-    gap = np.full((panel_height, 4, 3), 255, np.uint8)
-    row = [resized[0]]
-    for panel in resized[1:]:
-        row += [gap, panel]
-    return np.concatenate(row, axis=1)
+    label_height = max(16, panel_height // 16)
+    gap = np.full((panel_height + 2 * label_height, 4, 3), 255, np.uint8)
+    columns = []
+    for label, panel in panels.items():
+        resized = np.asarray(Image.fromarray(panel).resize((width, panel_height), Image.Resampling.BILINEAR))
+        blank = np.full((label_height, width, 3), 255, np.uint8)
+        columns += [np.concatenate((_text_strip(width, label_height, label), resized, blank)), gap]
+    columns.append(colour_bar(panel_height, label_height))
+    return np.concatenate(columns, axis=1)
+
+

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+HELP = "estimate refined depth for images or folders"
 OUTPUT_FORMATS = ("png16", "exr", "color", "side-by-side")
 
 DESCRIPTION = """\
@@ -30,12 +31,30 @@ examples:
 """
 
 
+def _shipped_refiner_defaults() -> str:
+    """'1 step at 384 px', read from the shipped refiner's config so the help cannot go stale."""
+    config_path = Path(__file__).resolve().parent.parent / "weights" / "refiner" / "betterdepth_refiner.json"
+    if not config_path.is_file():
+        return "not installed"
+    config = json.loads(config_path.read_text())
+    steps = config["default_denoising_steps"]
+    return f"{steps} step{'s' if steps != 1 else ''} at {config['default_processing_resolution']} px"
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "estimate", help="estimate refined depth for images or folders",
+        "estimate", help=HELP,
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE|FOLDER", help="image files or folders of images")
+    add_estimate_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_estimate_options(parser: argparse.ArgumentParser) -> None:
+    """The options of `estimate` (shared by `batch`, which writes the same files)."""
+    from betterdepth_engine.refine_options import MIN_PROCESSING_RESOLUTION
+
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")
     models = parser.add_argument_group("models")
     models.add_argument("--base", default="default", metavar="MODEL",
@@ -50,16 +69,20 @@ def add_parser(subparsers) -> None:
                              "a hub id (default: %(default)s)")
     refine = parser.add_argument_group("refinement")
     refine.add_argument("--steps", type=int, metavar="N",
-                        help="denoising steps (default: the refiner's; the shipped one: 4)")
+                        help=f"denoising steps (default: the refiner's; the shipped refiner: "
+                             f"{_shipped_refiner_defaults()})")
     refine.add_argument("--ensemble-size", type=int, metavar="N",
                         help="independent samples averaged into one result; also gives an uncertainty map")
     refine.add_argument("--ensemble-reduction", choices=("mean", "median"), default="mean")
     refine.add_argument("--processing-resolution", type=int, metavar="PX",
-                        help="long side the refiner works at; 0 = the input's (default: the refiner's)")
+                        help=f"long side the refiner works at, at least {MIN_PROCESSING_RESOLUTION}; 0 = the "
+                             "input's (default: the refiner's)")
     refine.add_argument("--strength", type=float, metavar="S",
                         help="1 = denoise from pure noise; lower keeps more of the base (training-free: 0.3-0.7)")
-    refine.add_argument("--depth-range-ratio", type=float, default=10.0, metavar="R",
-                        help="far/near depth ratio assumed when converting Marigold's depth to disparity")
+    refine.add_argument("--far-near-ratio", type=float, default=10.0, metavar="R",
+                        help="the farthest depth is this many times the nearest: assumed when converting "
+                             "Marigold's depth to disparity and when lifting --mesh (as in `betterdepth mesh`) "
+                             "(default: %(default)s)")
     refine.add_argument("--seed", type=int, default=0, help="random seed; equal seeds give equal results")
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--batch-size", type=int, default=1, metavar="N",
@@ -71,21 +94,10 @@ def add_parser(subparsers) -> None:
     output.add_argument("--formats", default="", metavar="LIST",
                         help=f"extra outputs, comma-separated: {', '.join(OUTPUT_FORMATS)}")
     output.add_argument("--mesh", default="", metavar="FORMATS",
-                        help="also build a camera-aligned mesh: comma-separated ply, glb, obj (written as "
-                             "OUT/STEM_mesh.*; see `betterdepth mesh --help` for the full reconstruction options)")
+                        help="also build a camera-aligned mesh: comma-separated ply, glb, obj, pcd, ply-points "
+                             "(written as OUT/STEM_mesh.*; `betterdepth mesh --help` has every reconstruction "
+                             "option)")
     output.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run=run)
-
-
-def _parse_formats(text: str) -> list[str]:
-    from betterdepth_engine.errors import BetterDepthError
-
-    formats = [item.strip() for item in text.split(",") if item.strip()]
-    unknown = sorted(set(formats) - set(OUTPUT_FORMATS))
-    if unknown:
-        raise BetterDepthError(BetterDepthError.BAD_INPUT, f"Unknown output format(s): {', '.join(unknown)}.",
-                               f"Choose from: {', '.join(OUTPUT_FORMATS)}.")
-    return formats
 
 
 def resolve_device(device: str, dtype: str):
@@ -107,76 +119,126 @@ def resolve_device(device: str, dtype: str):
     return torch.device(device), chosen or (torch.float16 if on_cuda else torch.float32)
 
 
-def run(args) -> int:
-    import torch
-    from tqdm import tqdm
-
+def checked_settings(args):
+    """(RefineOptions, formats, mesh formats) from the options, or a BAD_INPUT error before any work."""
     from betterdepth_engine.errors import BetterDepthError
-    from betterdepth_engine.images import find_images, load_image
-    from betterdepth_engine.models.loading import load_base_model, load_refiner
-    from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
+    from betterdepth_engine.options import comma_list
+    from betterdepth_engine.refine_options import RefineOptions
+    from betterdepth_engine.recon import MESH_FORMATS
 
-    formats = _parse_formats(args.formats)
-    mesh_formats = _parse_mesh_formats(args.mesh)
+    formats = comma_list(args.formats, OUTPUT_FORMATS, "output format(s)")
+    mesh_formats = comma_list(args.mesh, MESH_FORMATS, "mesh format(s)")
     options = RefineOptions(
         denoising_steps=args.steps, ensemble_size=args.ensemble_size, processing_resolution=args.processing_resolution,
         strength=args.strength, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
     )
     if args.batch_size < 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.", "Use --batch-size 1 or more.")
+    if not args.far_near_ratio > 1:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--far-near-ratio must be above 1.", "Try 10.")
+    return options, formats, mesh_formats
+
+
+def run(args) -> int:
+    from betterdepth_engine.fileio import check_output_folder
+    from betterdepth_engine.images import check_unique_stems, find_images
+
+    # Everything the user can get wrong is checked before the models load and before any image is processed.
+    options, formats, mesh_formats = checked_settings(args)
     image_paths = find_images(args.inputs)
-    device, dtype = resolve_device(args.device, args.dtype)
-    pipeline = BetterDepthPipeline(
-        load_base_model(args.base, device, dtype, args.base_dir, args.base_space, args.depth_range_ratio, args.seed),
-        load_refiner(args.refiner, device, dtype),
+    check_unique_stems(image_paths)
+    check_output_folder(args.output)
+    return _estimate(args, image_paths, options, formats, mesh_formats)
+
+
+def settings_from_args(args, options, formats, mesh_formats) -> dict:
+    """Everything the per-image work needs, as plain data (Ray sends it to its workers)."""
+    return {
+        "base": args.base, "base_dir": args.base_dir, "base_space": args.base_space, "refiner": args.refiner,
+        "device": args.device, "dtype": args.dtype, "far_near_ratio": args.far_near_ratio, "seed": args.seed,
+        "options": options, "ensemble_size": args.ensemble_size, "batch_size": args.batch_size,
+        "formats": formats, "mesh_formats": mesh_formats, "output": args.output,
+    }
+
+
+def build_pipeline(settings: dict):
+    """The base model and refiner the settings name, loaded once."""
+    from betterdepth_engine.models.loading import load_base_model, load_refiner
+    from betterdepth_engine.pipeline import BetterDepthPipeline
+
+    device, dtype = resolve_device(settings["device"], settings["dtype"])
+    return BetterDepthPipeline(
+        load_base_model(settings["base"], device, dtype, settings["base_dir"], settings["base_space"],
+                        settings["far_near_ratio"], settings["seed"]),
+        load_refiner(settings["refiner"], device, dtype),
     )
+
+
+def estimate_group(pipeline, paths: list[Path], options, out_dir: Path, formats, mesh_formats,
+                   far_near_ratio: float, on_progress=None) -> dict[Path, Exception]:
+    """Estimate and write one group of images (equal sizes refined together): the per-image work of
+    `estimate` and `batch`. Returns the failures by path; any failure is its image's alone."""
+    import torch
+
+    from betterdepth_engine.images import load_image
+
+    failures: dict[Path, Exception] = {}
+    loaded = []  # (path, image, base prediction, base seconds)
+    for path in paths:
+        try:
+            image = load_image(path)
+            loaded.append((path, image, *pipeline.predict_base(image)))
+        except Exception as error:  # a MemoryError included: this image fails, the others go on
+            failures[path] = error
+    for group in _group_by_size(loaded):
+        try:
+            with torch.inference_mode():
+                results = pipeline.refine_batch([image for _, image, *_ in group],
+                                                [prediction for *_, prediction, _ in group], options, on_progress)
+        except Exception as error:
+            failures.update((path, error) for path, *_ in group)
+            continue
+        for (path, image, _, base_seconds), result in zip(group, results):
+            result.timings = {"base": base_seconds, **result.timings}
+            try:
+                write_result(out_dir, image, result, formats)
+                if mesh_formats:
+                    write_mesh(out_dir, image, result, mesh_formats, far_near_ratio)
+            except Exception as error:
+                failures[path] = error
+    return failures
+
+
+def _estimate(args, image_paths: list[Path], options, formats, mesh_formats) -> int:
+    from tqdm import tqdm
+
+    from betterdepth_engine.errors import BetterDepthError
+
+    pipeline = build_pipeline(settings_from_args(args, options, formats, mesh_formats))
     if pipeline.refiner is not None and "untrained" in pipeline.refiner.config.description:
         print(f"betterdepth: note: the refiner is an {pipeline.refiner.config.description}", file=sys.stderr)
     failures: list[str] = []
-
-    def report(path: Path, error: BetterDepthError) -> None:
-        failures.append(f"{path}: [{error.code}] {error}")
-        tqdm.write(f"betterdepth: error [{error.code}] {path.name}: {error}", file=sys.stderr)
-
     images_bar = tqdm(total=len(image_paths), desc="images", unit="image",
                       disable=args.quiet or len(image_paths) == 1)
     for first in range(0, len(image_paths), args.batch_size):
-        loaded = []  # (path, image, base prediction, base seconds); a bad file fails alone
-        for path in image_paths[first:first + args.batch_size]:
-            try:
-                image = load_image(path)
-                loaded.append((path, image, *pipeline.predict_base(image)))
-            except BetterDepthError as error:
-                report(path, error)
-        for group in _group_by_size(loaded):
-            steps_bar = tqdm(desc=", ".join(path.name for path, *_ in group), unit="step", leave=False,
-                             disable=args.quiet)
+        paths = image_paths[first:first + args.batch_size]
+        steps_bar = tqdm(desc=", ".join(path.name for path in paths), unit="step", leave=False, disable=args.quiet)
 
-            def on_progress(stage: str, done: int, total: int) -> None:
-                # The bar counts denoising steps; the other stages show as its label.
-                if stage == "refine":
-                    steps_bar.total = total
-                    steps_bar.n = done
-                steps_bar.set_postfix_str(stage)
+        def on_progress(stage: str, done: int, total: int) -> None:
+            # The bar counts denoising steps; the other stages show as its label.
+            if stage == "refine":
+                steps_bar.total = total
+                steps_bar.n = done
+            steps_bar.set_postfix_str(stage)
 
-            try:
-                with torch.inference_mode():
-                    results = pipeline.refine_batch([image for _, image, *_ in group],
-                                                    [prediction for *_, prediction, _ in group], options, on_progress)
-                for (path, image, _, base_seconds), result in zip(group, results):
-                    result.timings = {"base": base_seconds, **result.timings}
-                    try:
-                        write_result(args.output, image, result, formats)
-                        if mesh_formats:
-                            write_mesh(args.output, image, result, mesh_formats)
-                    except BetterDepthError as error:
-                        report(path, error)
-            except BetterDepthError as error:
-                for path, *_ in group:
-                    report(path, error)
-            finally:
-                steps_bar.close()
-        images_bar.update(len(image_paths[first:first + args.batch_size]))
+        errors = estimate_group(pipeline, paths, options, args.output, formats, mesh_formats, args.far_near_ratio,
+                                on_progress)
+        steps_bar.close()
+        for path, error in errors.items():
+            code = error.code if isinstance(error, BetterDepthError) else type(error).__name__
+            failures.append(f"{path}: [{code}] {error}")
+            tqdm.write(f"betterdepth: error [{code}] {path.name}: {error}", file=sys.stderr)
+        images_bar.update(len(paths))
     images_bar.close()
     if failures:
         print(f"betterdepth: {len(failures)} of {len(image_paths)} image(s) failed; nothing was written for them.",
@@ -197,10 +259,9 @@ def _group_by_size(loaded: list) -> list[list]:
 
 def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]:
     """Write one image's result files, all or none."""
-    import numpy as np
     from PIL import Image
 
-    from betterdepth_engine import visualize
+    from betterdepth_engine import depthfile, visualize
     from betterdepth_engine.fileio import write_files_atomically
 
     stem = out_dir / image.stem
@@ -213,17 +274,16 @@ def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]
         "timings_s": {stage: round(seconds, 4) for stage, seconds in result.timings.items()},
     }
     writers = {
-        f"{stem}_disparity.npy": lambda path: np.save(path, result.disparity),
-        f"{stem}_base_disparity.npy": lambda path: np.save(path, result.base_disparity),
+        f"{stem}_disparity.npy": lambda path: depthfile.write_npy(path, result.disparity),
+        f"{stem}_base_disparity.npy": lambda path: depthfile.write_npy(path, result.base_disparity),
     }
     if result.uncertainty is not None:
-        writers[f"{stem}_uncertainty.npy"] = lambda path: np.save(path, result.uncertainty)
+        writers[f"{stem}_uncertainty.npy"] = lambda path: depthfile.write_npy(path, result.uncertainty)
     if "png16" in formats:
-        encoded, low, high = visualize.encode_png16(result.disparity)
-        metadata["png16"] = {"value_at_1": low, "value_at_65535": high, "invalid": 0}
-        writers[f"{stem}_disparity.png"] = lambda path: Image.fromarray(encoded).save(path, format="PNG")
+        metadata["png16"] = depthfile.png16_range(result.disparity)
+        writers[f"{stem}_disparity.png"] = lambda path: depthfile.write_png16(path, result.disparity)
     if "exr" in formats:
-        writers[f"{stem}_disparity.exr"] = lambda path: write_exr(path, result.disparity)
+        writers[f"{stem}_disparity.exr"] = lambda path: depthfile.write_exr(path, result.disparity)
     if "color" in formats:
         colored = visualize.colorize_disparity(result.disparity)
         writers[f"{stem}_disparity_color.png"] = lambda path: Image.fromarray(colored).save(path, format="PNG")
@@ -238,32 +298,11 @@ def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]
     return write_files_atomically(writers)
 
 
-def _parse_mesh_formats(text: str) -> tuple[str, ...]:
-    from betterdepth_engine.errors import BetterDepthError
-    from betterdepth_engine.recon import MESH_FORMATS
-
-    formats = tuple(item.strip() for item in text.split(",") if item.strip())
-    unknown = sorted(set(formats) - set(MESH_FORMATS))
-    if unknown:
-        raise BetterDepthError(BetterDepthError.BAD_INPUT, f"Unknown mesh format(s): {', '.join(unknown)}.",
-                               f"Choose from: {', '.join(MESH_FORMATS)}.")
-    return formats
-
-
-def write_mesh(out_dir: Path, image, result, formats: tuple[str, ...]) -> list[Path]:
+def write_mesh(out_dir: Path, image, result, formats: tuple[str, ...], far_near_ratio: float = 10.0) -> list[Path]:
     """The refined disparity as a camera-aligned, normal-coloured mesh (focal from EXIF, else the default FoV)."""
     from betterdepth_engine.recon import ReconOptions, reconstruct, write_outputs
 
-    options = ReconOptions(focal_35mm=image.focal_length_35mm, colors="normal")
+    options = ReconOptions(focal_35mm=image.focal_length_35mm, colors="normal", far_near_ratio=far_near_ratio)
     mesh = reconstruct(result.disparity, "disparity", image.rgb, options, valid_mask=result.valid_mask)
     return write_outputs(mesh, out_dir, image.stem, formats=formats)
 
-
-def write_exr(path: Path, values) -> None:
-    """A single-channel float32 EXR ('Y'); NaN stays NaN."""
-    import numpy as np
-    import OpenEXR
-
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    with OpenEXR.File(header, {"Y": np.ascontiguousarray(values, dtype=np.float32)}) as exr:
-        exr.write(str(path))

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+HELP = "score base and refined depth against ground truth"
 DESCRIPTION = """\
 Evaluate on a dataset with ground truth depth, with Marigold's affine-invariant protocol: per image, the
 prediction gets the least-squares scale and shift that fit it to the ground truth (in disparity space by
@@ -34,7 +35,7 @@ def add_parser(subparsers) -> None:
     from betterdepth_engine.eval.datasets import BENCHMARKS
 
     parser = subparsers.add_parser(
-        "eval", help="score base and refined depth against ground truth",
+        "eval", help=HELP,
         description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT", help="output folder")

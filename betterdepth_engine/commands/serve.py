@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+HELP = "run the engine as an HTTP service (what Blender talks to)"
 DESCRIPTION = """\
 Run the engine as a service: one process owns the models (and the GPU) and runs jobs from a queue, with
 progress, cancel, results kept in a state folder, and a bearer token on every request. Protocol v1 is
@@ -26,7 +27,7 @@ def default_state_dir() -> Path:
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("serve", help="run the engine as an HTTP service (what Blender talks to)",
+    parser = subparsers.add_parser("serve", help=HELP,
                                    description=DESCRIPTION, epilog=EPILOG,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1",
@@ -68,7 +69,7 @@ def settings_from_args(args):
     if args.no_token and args.token_file:
         raise refuse("--no-token and --token-file contradict each other.", "Pass one of them.")
     for name, value, minimum in (("--max-queue", args.max_queue, 1), ("--max-upload-mb", args.max_upload_mb, 0.001),
-                                 ("--idle-unload-s", args.idle_unload_s, 0), ("--retention-s", args.retention_s, 0)):
+                                 ("--idle-unload-s", args.idle_unload_s, 0), ("--retention-s", args.retention_s, 1)):
         if value < minimum:
             raise refuse(f"{name} must be at least {minimum}, got {value}.", f"Pass {name} {max(minimum, 1)} or more.")
     if not 0 <= args.port <= 65535:

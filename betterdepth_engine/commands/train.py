@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import importlib
 
+HELP = "train the autoencoder, the base model or the refiner"
 # model -> (module, settings class, trainer function)
 TRAINERS = {
     "autoencoder": ("betterdepth_engine.train.autoencoder", "AutoencoderTrainingSettings", "train_autoencoder"),
@@ -14,7 +13,7 @@ TRAINERS = {
 }
 
 # Help per option name; "model.option" where one name means different things for different models.
-HELP = {
+OPTION_HELP = {
     "output_dir": "run folder: config, log.jsonl, checkpoint/ and the exported model; rerun to resume",
     "steps": "optimizer steps in total (a resumed run continues up to this)",
     "autoencoder": "trained autoencoder folder (from `betterdepth train autoencoder`)",
@@ -45,32 +44,25 @@ def _settings_class(model: str):
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train the autoencoder, the base model or the refiner",
+    from betterdepth_engine.options import add_options
+
+    parser = subparsers.add_parser("train", help=HELP,
                                    description="Train a model on synthetic scenes generated on the fly. Each run "
                                                "is resumable: run the same command again.")
     models = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     for model in TRAINERS:
         sub = models.add_parser(model, help=f"train the {model}")
-        for field in dataclasses.fields(_settings_class(model)):
-            flag = "--" + field.name.replace("_", "-")
-            help_text = HELP.get(f"{model}.{field.name}", HELP.get(field.name, ""))
-            help_text = f"{help_text} (default: %(default)s)".lstrip()
-            if field.default is dataclasses.MISSING:
-                sub.add_argument(flag, required=True, help=help_text)
-            elif isinstance(field.default, bool):
-                sub.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text)
-            elif isinstance(field.default, tuple):
-                sub.add_argument(flag, type=type(field.default[0]), nargs="+", default=field.default, help=help_text)
-            else:
-                sub.add_argument(flag, type=type(field.default), default=field.default, help=help_text)
+        shared = {name: text for name, text in OPTION_HELP.items() if "." not in name}
+        own = {name.split(".", 1)[1]: text for name, text in OPTION_HELP.items() if name.startswith(f"{model}.")}
+        add_options(sub, _settings_class(model), help_texts={**shared, **own})
         sub.set_defaults(run=run)
 
 
 def run(args) -> int:
+    from betterdepth_engine.options import from_options
+
     module_name, _, function_name = TRAINERS[args.model]
-    settings_class = _settings_class(args.model)
-    values = {field.name: getattr(args, field.name) for field in dataclasses.fields(settings_class)}
-    settings = settings_class(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+    settings = from_options(_settings_class(args.model), args)
     exported = getattr(importlib.import_module(module_name), function_name)(settings)
     print(f"betterdepth: exported {args.model} to {exported}")
     return 0

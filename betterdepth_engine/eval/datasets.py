@@ -25,12 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from betterdepth_engine import depthfile
+from betterdepth_engine.depthfile import decode_depth, read_depth_file
 from betterdepth_engine.errors import BetterDepthError
 
 # KITTI benchmark crop (Uhrig et al.): the bottom-centre 352 x 1216 pixels, where the LiDAR has points.
 KB_CROP_HEIGHT, KB_CROP_WIDTH = 352, 1216
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-DEPTH_SUFFIXES = (".npy", ".png", ".exr")  # in order of preference
 
 
 @dataclass
@@ -98,21 +99,6 @@ def decode_rgb(data: bytes) -> np.ndarray:
         return np.array(image.convert("RGB"))  # a writable copy: torch warns on read-only arrays
 
 
-def decode_png16(data: bytes) -> np.ndarray:
-    """A 16-bit grayscale PNG -> its integer values as float64; 8-bit and colour PNGs are refused."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
-            raise ValueError(f"it is a {image.mode} PNG, not 16-bit grayscale")
-        return np.asarray(image).astype(np.float64)
-
-
-def decode_npy(data: bytes) -> np.ndarray:
-    values = np.load(io.BytesIO(data), allow_pickle=False)  # never unpickle downloaded files
-    return np.squeeze(values).astype(np.float64)
-
-
 def decode_pfm(data: bytes) -> np.ndarray:
     """A grayscale PFM (Middlebury's disparity format) -> H x W float64, top row first."""
     header, dimensions, scale, pixels = data.split(b"\n", 3)
@@ -122,20 +108,6 @@ def decode_pfm(data: bytes) -> np.ndarray:
     byte_order = "<" if float(scale) < 0 else ">"  # a negative scale means little-endian
     values = np.frombuffer(pixels, dtype=f"{byte_order}f4", count=width * height)
     return np.flipud(values.reshape(height, width)).astype(np.float64)  # PFM stores the bottom row first
-
-
-def read_exr_depth(path: Path) -> np.ndarray:
-    """The only channel of an EXR, or its channel named Z, depth, Y or R."""
-    import OpenEXR
-
-    with OpenEXR.File(str(path), separate_channels=True) as exr:
-        channels = {name.rsplit(".", 1)[-1].lower(): channel.pixels for name, channel in exr.channels().items()}
-    if len(channels) == 1:
-        return next(iter(channels.values())).astype(np.float64)
-    for wanted in ("z", "depth", "y", "r"):
-        if wanted in channels:
-            return channels[wanted].astype(np.float64)
-    raise ValueError(f"none of its channels ({', '.join(sorted(channels))}) is Z, depth, Y or R")
 
 
 def middlebury_depth_m(disparity_px: np.ndarray, calibration_text: str) -> np.ndarray:
@@ -150,20 +122,6 @@ def middlebury_depth_m(disparity_px: np.ndarray, calibration_text: str) -> np.nd
     depth_mm = np.divide(baseline_mm * focal_px, disparity_px + doffs_px, out=np.zeros_like(disparity_px),
                          where=known)
     return depth_mm / 1000.0
-
-
-def hypersim_distance_to_depth_m(distance_m: np.ndarray, focal_px: float = 886.81) -> np.ndarray:
-    """Hypersim's `depth_meters` (distance from the camera centre along each ray) -> planar depth (along +Z).
-
-    For the pixel at (x, y) from the image centre, the ray has length sqrt(x^2 + y^2 + f^2) per unit of z, so
-    depth = distance * f / sqrt(x^2 + y^2 + f^2). 886.81 px is the focal length of all Hypersim 1024 x 768
-    renders (60 degree horizontal field of view). Marigold's processed PNGs already hold this planar depth.
-    """
-    height, width = distance_m.shape
-    x = np.arange(width) - (width - 1) / 2.0
-    y = np.arange(height) - (height - 1) / 2.0
-    ray_length = np.sqrt(x[None, :] ** 2 + y[:, None] ** 2 + focal_px ** 2)
-    return distance_m * focal_px / ray_length
 
 
 def kb_crop(array: np.ndarray) -> np.ndarray:
@@ -194,7 +152,7 @@ DepthDecoder = Callable[[Callable[[str], bytes], tuple[str, ...], tuple[int, int
 
 def png_depth(units_per_metre: float) -> DepthDecoder:
     """16-bit PNG depth in 1 / units_per_metre metres (1000: millimetres, 256: KITTI, 100: centimetres)."""
-    return lambda read, paths, image_size: (decode_png16(read(paths[0])) / units_per_metre, None)
+    return lambda read, paths, image_size: (decode_depth(read(paths[0]), ".png", paths[0]) / units_per_metre, None)
 
 
 def eth3d_depth(read, paths, image_size) -> tuple[np.ndarray, None]:
@@ -208,7 +166,7 @@ def eth3d_depth(read, paths, image_size) -> tuple[np.ndarray, None]:
 
 def diode_depth(read, paths, image_size) -> tuple[np.ndarray, np.ndarray]:
     """DIODE: `<stem>_depth.npy` (H x W x 1, metres) and `<stem>_depth_mask.npy` (the scanner's validity)."""
-    return decode_npy(read(paths[0])), decode_npy(read(paths[1])) > 0
+    return decode_depth(read(paths[0]), ".npy", paths[0]), decode_depth(read(paths[1]), ".npy", paths[1]) > 0
 
 
 def middlebury_depth(read, paths, image_size) -> tuple[np.ndarray, None]:
@@ -363,8 +321,8 @@ def open_benchmark(name: str, root: str | Path, split_file: str | Path | None = 
 class FolderDataset:
     """Users' own data: `ROOT/images/<stem>.jpg|jpeg|png` and `ROOT/depth/<stem>.npy|.png|.exr`.
 
-    Depth is in metres (.npy, .exr: float; the EXR's only channel or its Z/depth/Y/R channel) or millimetres
-    (16-bit PNG); 0, negative and non-finite values are invalid.
+    Depth is in metres (.npy, .exr) or millimetres (16-bit PNG), read by `depthfile.read_depth_file`;
+    0, negative and non-finite values are invalid.
     """
 
     def __init__(self, root: str | Path, protocol: EvalProtocol = EvalProtocol()):
@@ -376,7 +334,7 @@ class FolderDataset:
         images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         self.entries, missing = [], []
         for image in images:
-            depth = next((depth_dir / f"{image.stem}{s}" for s in DEPTH_SUFFIXES
+            depth = next((depth_dir / f"{image.stem}{s}" for s in depthfile.SUFFIXES
                           if (depth_dir / f"{image.stem}{s}").is_file()), None)
             if depth is None:
                 missing.append(image.name)
@@ -386,7 +344,7 @@ class FolderDataset:
             raise BetterDepthError(BetterDepthError.BAD_INPUT,
                                    f"{len(missing)} image(s) in '{images_dir}' have no depth file: "
                                    f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}.",
-                                   f"Add depth/<stem>{'|'.join(DEPTH_SUFFIXES)} for each image, or remove the image.")
+                                   f"Add depth/<stem>{'|'.join(depthfile.SUFFIXES)} for each image, or remove the image.")
         if not self.entries:
             raise BetterDepthError(BetterDepthError.BAD_INPUT, f"'{images_dir}' holds no .jpg or .png images.",
                                    "Put the images under ROOT/images/.")
@@ -398,20 +356,15 @@ class FolderDataset:
         image_path, depth_path = self.entries[index]
         try:
             rgb = decode_rgb(image_path.read_bytes())
-            if depth_path.suffix == ".png":
-                depth_m = decode_png16(depth_path.read_bytes()) / 1000.0
-            elif depth_path.suffix == ".exr":
-                depth_m = read_exr_depth(depth_path)
-            else:
-                depth_m = decode_npy(depth_path.read_bytes())
         except Exception as error:
-            raise BetterDepthError(BetterDepthError.BAD_DEPTH, f"Cannot read sample '{image_path.name}': {error}",
-                                   "Images must be JPEG/PNG; depth a float .npy/.exr in metres or a 16-bit PNG "
-                                   "in millimetres.") from None
-        if depth_m.ndim != 2:
-            raise BetterDepthError(BetterDepthError.BAD_DEPTH,
-                                   f"Depth file '{depth_path.name}' holds an array of shape {depth_m.shape}.",
-                                   "Save one depth value per pixel (H x W).")
+            raise BetterDepthError(BetterDepthError.BAD_IMAGE, f"Cannot read sample '{image_path.name}': {error}",
+                                   "Images must be JPEG or PNG.") from None
+        try:
+            depth_m = read_depth_file(depth_path)
+        except BetterDepthError as error:
+            raise BetterDepthError(error.code, f"Sample '{image_path.name}': {error.message}", error.hint) from None
+        if depth_path.suffix.lower() == ".png":
+            depth_m = depth_m / 1000.0  # millimetres
         valid = _valid_depth(depth_m, self.protocol)
         return DepthSample(image_path.name, rgb, np.where(valid, depth_m, 0.0).astype(np.float32), valid)
 

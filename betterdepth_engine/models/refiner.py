@@ -274,10 +274,6 @@ class DepthRefiner:
         latent = output.latent_dist.mean if hasattr(output, "latent_dist") else output.latents
         return latent * self.vae.config.scaling_factor
 
-    def encode_depth(self, normalized: torch.Tensor) -> torch.Tensor:
-        """Depth or disparity in [-1, 1], [B, 1, H, W] -> latent; copied to 3 channels like an image."""
-        return self.encode(normalized.repeat(1, 3, 1, 1))
-
     def decode_depth(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent -> depth or disparity in [-1, 1], [B, 1, H, W]: the mean of the 3 decoded channels, clipped."""
         decoded = self.vae.decode(latent / self.vae.config.scaling_factor).sample

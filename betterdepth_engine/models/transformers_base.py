@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from betterdepth_engine.errors import BetterDepthError
-from betterdepth_engine.models.hub import offline_requested
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BasePrediction
+from betterdepth_engine.models.hub import resolve_model_folder
 
 SUPPORTED_MODEL_TYPES = ("depth_anything", "dpt")
 
@@ -49,22 +49,8 @@ def _bad_model(source: str, why: str) -> BetterDepthError:
     )
 
 
-def _load_without_network_if_possible(loader, location: str, from_hub: bool, **kwargs):
-    """`loader.from_pretrained`, trying the local folder or hub cache first and the network only if that fails.
-
-    A cached hub model then loads offline and without a request per file (without network, the hub client
-    retries for ~30 s before giving up). The price: a cached model is not updated; `hf download` refreshes it.
-    """
-    try:
-        return loader.from_pretrained(location, local_files_only=True, **kwargs)
-    except OSError:
-        if not from_hub or offline_requested():
-            raise
-    return loader.from_pretrained(location, local_files_only=False, **kwargs)
-
-
 @contextmanager
-def _explain_load_errors(source: str, from_hub: bool, device: torch.device, what: str):
+def _explain_load_errors(source: str, device: torch.device, what: str):
     """Turn whatever transformers/huggingface_hub raise while loading into a BetterDepthError."""
     try:
         yield
@@ -72,19 +58,8 @@ def _explain_load_errors(source: str, from_hub: bool, device: torch.device, what
         raise
     except torch.OutOfMemoryError as error:
         raise _out_of_memory(device, error) from None
-    # transformers reports every hub failure (no network, not cached, unknown or gated repo) as OSError.
-    except OSError as error:
-        if from_hub:
-            raise BetterDepthError(
-                BetterDepthError.MODEL_NOT_FOUND,
-                f"Base model '{source}' is not a local folder, and its {what} cannot be fetched from the Hugging Face "
-                f"hub: {_first_line(error)}",
-                "There may be no network, or the model is not in the local cache. On a machine with network run "
-                f"`hf download {source} --local-dir <folder>` and pass that folder instead of the hub id.",
-            ) from None
-        raise _bad_model(source, f"cannot load its {what}: {_first_line(error)}") from None
-    # Anything else (malformed JSON, an unknown architecture, weights that do not fit the config) means the
-    # files are there but are not a usable model; the loaders raise many unrelated types for that.
+    # The folder is local by now, so anything else (a missing file, malformed JSON, an unknown architecture,
+    # weights that do not fit the config) means it is not a usable model; the loaders raise many types for that.
     except Exception as error:
         raise _bad_model(source, f"cannot load its {what}: {_first_line(error)}") from None
 
@@ -115,15 +90,14 @@ class TransformersDepthModel:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
         source = str(source)
         path = Path(source).expanduser()
-        from_hub = not path.exists()
-        if from_hub:
+        if not path.exists():  # a hub id: from the cache, else one quick check and a download
             cls._check_hub_id(source)
-        else:
-            cls._check_local_folder(path)
-        location = source if from_hub else str(path)
+            path = resolve_model_folder(source, "base model")
+        cls._check_local_folder(path)
+        location = str(path)
 
-        with _explain_load_errors(source, from_hub, device, "config.json"):
-            config = _load_without_network_if_possible(AutoConfig, location, from_hub)
+        with _explain_load_errors(source, device, "config.json"):
+            config = AutoConfig.from_pretrained(location, local_files_only=True)
         if config.model_type not in SUPPORTED_MODEL_TYPES:
             raise _bad_model(
                 source,
@@ -131,11 +105,11 @@ class TransformersDepthModel:
                 "depth models, save their predictions as files and use them as a precomputed base",
             )
         metric = getattr(config, "depth_estimation_type", "relative") == "metric"
-        with _explain_load_errors(source, from_hub, device, "image processor (preprocessor_config.json)"):
-            processor = _load_without_network_if_possible(AutoImageProcessor, location, from_hub)
-        with _explain_load_errors(source, from_hub, device, "weights"):
-            model = _load_without_network_if_possible(
-                AutoModelForDepthEstimation, location, from_hub, config=config, dtype=dtype
+        with _explain_load_errors(source, device, "image processor (preprocessor_config.json)"):
+            processor = AutoImageProcessor.from_pretrained(location, local_files_only=True)
+        with _explain_load_errors(source, device, "weights"):
+            model = AutoModelForDepthEstimation.from_pretrained(
+                location, local_files_only=True, config=config, dtype=dtype
             )
             model = model.to(device).eval()
         return cls(source, model, processor, output_space="depth" if metric else "disparity")

@@ -10,7 +10,6 @@ See docs/reconstruction.md for the conventions, the discontinuity threshold and 
 
 from betterdepth_engine.recon.arrays import HeightMap, MeshArrays
 from betterdepth_engine.recon.camera import BlenderCamera, Intrinsics, OrthographicCamera
-from betterdepth_engine.recon.depthfile import load_depth_file
 from betterdepth_engine.recon.export import MESH_FORMATS, write_outputs
 from betterdepth_engine.recon.lifting import SPACES
 from betterdepth_engine.recon.pipeline import (
@@ -33,7 +32,6 @@ __all__ = [
     "OrthographicCamera",
     "ReconOptions",
     "ReliefOptions",
-    "load_depth_file",
     "normal_map",
     "reconstruct",
     "relief_height_map",

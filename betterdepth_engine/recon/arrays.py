@@ -38,6 +38,42 @@ class MeshArrays:
             if name != "faces" and len(array) != count:
                 raise ValueError(f"{name} has {len(array)} rows for {count} vertices")
 
+    def to_open3d(self):
+        """This mesh as an `open3d.t.geometry.TriangleMesh`: positions, normals, colours (float 0..1) on the
+        vertices; UVs as Open3D keeps them, per triangle corner (`triangle.texture_uvs`, M x 3 x 2)."""
+        import open3d as o3d
+
+        mesh = o3d.t.geometry.TriangleMesh()
+        mesh.vertex.positions = o3d.core.Tensor(self.vertices)
+        mesh.vertex.normals = o3d.core.Tensor(self.normals)
+        mesh.vertex.colors = o3d.core.Tensor(self.colors.astype(np.float32) / 255)
+        mesh.triangle.indices = o3d.core.Tensor(self.faces)
+        mesh.triangle.texture_uvs = o3d.core.Tensor(self.uvs[self.faces])
+        return mesh
+
+    @classmethod
+    def from_open3d(cls, mesh, metadata: dict | None = None) -> MeshArrays:
+        """An Open3D triangle mesh (tensor or legacy API) as MeshArrays. Missing normals are computed; missing
+        colours become normal colours; missing UVs are zero (a mesh without them has no image to map)."""
+        import open3d as o3d
+
+        from betterdepth_engine.recon.attributes import normal_colors, vertex_normals
+
+        if isinstance(mesh, o3d.geometry.TriangleMesh):
+            mesh = o3d.t.geometry.TriangleMesh.from_legacy(mesh)
+        vertices = mesh.vertex.positions.numpy().astype(np.float32)
+        faces = mesh.triangle.indices.numpy().astype(np.int32)
+        normals = (mesh.vertex.normals.numpy().astype(np.float32) if "normals" in mesh.vertex
+                   else vertex_normals(vertices, faces))
+        if "colors" in mesh.vertex:
+            colors = np.clip(np.rint(mesh.vertex.colors.numpy() * 255), 0, 255).astype(np.uint8)
+        else:
+            colors = normal_colors(normals)
+        uvs = np.zeros((len(vertices), 2), np.float32)
+        if "texture_uvs" in mesh.triangle:  # per corner; a vertex shared by corners gets one of their values
+            uvs[faces.ravel()] = mesh.triangle.texture_uvs.numpy().reshape(-1, 2)
+        return cls(vertices, faces, normals, colors, uvs, dict(metadata or {}))
+
 
 @dataclass
 class HeightMap:

@@ -1,9 +1,13 @@
-"""Writing reconstruction results: PLY, GLB, OBJ, height maps (EXR, 16-bit PNG), a preview and a JSON sidecar.
+"""Writing reconstruction results: meshes (PLY, GLB, OBJ), point clouds (PCD, PLY), height maps (EXR, 16-bit
+PNG), a preview, and one JSON sidecar per kind of output.
 
-Frames: PLY and the in-memory arrays stay in the engine's OpenCV camera frame (+Y down, +Z forward). GLB and
-OBJ readers assume +Y up with the camera looking down -Z (glTF; Blender's OBJ importer defaults), so those
+Frames: PLY, PCD and the in-memory arrays stay in the engine's OpenCV camera frame (+Y down, +Z forward). GLB
+and OBJ readers assume +Y up with the camera looking down -Z (glTF; Blender's OBJ importer defaults), so those
 files get the 180-degree turn about X that takes one frame to the other; the sidecar records this per file.
-The writers are numpy-only: Open3D's PLY writer stores doubles and its legacy GLB writer writes invalid files.
+The mesh writers are numpy-only (Open3D's PLY writer drops UVs and is 8x slower, its legacy GLB writer writes
+invalid files); the point clouds are written by Open3D, whose PCD and PLY point writers are what readers expect.
+Sidecars: `<stem>_mesh.json` or `<stem>_relief.json` for the geometry, `<stem>_height.json` for the height
+maps, so a relief run never overwrites what describes an earlier mesh run in the same folder.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import numpy as np
 from betterdepth_engine import __version__
 from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.fileio import write_files_atomically
+from betterdepth_engine import depthfile
 from betterdepth_engine.recon.arrays import HeightMap, MeshArrays
 
-MESH_FORMATS = ("ply", "glb", "obj")
+MESH_FORMATS = ("ply", "glb", "obj", "pcd", "ply-points")  # the last two: the vertices as a point cloud
 # OpenCV camera frame -> +Y up, -Z forward (glTF, OBJ): negate Y and Z, a rotation, so windings stay valid.
 TO_Y_UP = np.float32([1, -1, -1])
-FILE_FRAMES = {"ply": "opencv", "glb": "y_up", "obj": "y_up"}
+FILE_FRAMES = {"ply": "opencv", "glb": "y_up", "obj": "y_up", "pcd": "opencv", "ply-points": "opencv"}
 
 
 def write_ply(mesh: MeshArrays, path: Path) -> None:
@@ -132,19 +137,18 @@ def write_obj(mesh: MeshArrays, path: Path) -> None:
         np.savetxt(file, np.repeat(mesh.faces + 1, 3, axis=1), fmt="f %d/%d/%d %d/%d/%d %d/%d/%d")
 
 
-def write_height_exr(height: np.ndarray, path: Path) -> None:
-    """Single-channel (Y) float32 EXR."""
-    import OpenEXR
+def write_points(mesh: MeshArrays, path: Path) -> None:
+    """The vertices with normals and colours as a point cloud, by Open3D (format from the suffix: .pcd, .ply)."""
+    import open3d as o3d
 
-    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-    OpenEXR.File(header, {"Y": np.ascontiguousarray(height, dtype=np.float32)}).write(str(path))
+    cloud = o3d.t.geometry.PointCloud(o3d.core.Tensor(mesh.vertices))
+    cloud.point.normals = o3d.core.Tensor(mesh.normals)
+    cloud.point.colors = o3d.core.Tensor(mesh.colors)
+    if not o3d.t.io.write_point_cloud(str(path), cloud, write_ascii=False, compressed=False):
+        raise OSError(f"Open3D could not write the point cloud {path}")
 
 
-def write_height_png16(height: np.ndarray, path: Path) -> None:
-    """16-bit grayscale PNG, 0..1 -> 0..65535 (8 bits would terrace the displacement)."""
-    from PIL import Image
-
-    Image.fromarray(np.rint(np.clip(height, 0, 1) * 65535).astype(np.uint16)).save(path, format="PNG")
+MESH_WRITERS = {"ply": write_ply, "glb": write_glb, "obj": write_obj, "pcd": write_points, "ply-points": write_points}
 
 
 def write_png(rgb: np.ndarray, path: Path) -> None:
@@ -153,8 +157,8 @@ def write_png(rgb: np.ndarray, path: Path) -> None:
     Image.fromarray(rgb).save(path, format="PNG")
 
 
-def sidecar(mesh: MeshArrays, files: dict[str, str], height_map: HeightMap | None) -> dict:
-    """The JSON sidecar: what was written, in which frame, and everything the reconstruction used."""
+def mesh_sidecar(mesh: MeshArrays, files: dict[str, str]) -> dict:
+    """The geometry's JSON sidecar: what was written, in which frame, and everything the reconstruction used."""
     return {
         "betterdepth_version": __version__,
         "files": files,
@@ -162,19 +166,28 @@ def sidecar(mesh: MeshArrays, files: dict[str, str], height_map: HeightMap | Non
         "counts": {"vertices": len(mesh.vertices), "faces": len(mesh.faces)},
         "bounds": {"min": mesh.vertices.min(axis=0).tolist(), "max": mesh.vertices.max(axis=0).tolist()},
         "mesh": mesh.metadata,
-        "height_map": height_map.metadata if height_map is not None else None,
     }
 
 
+def height_sidecar(height_map: HeightMap, files: dict[str, str]) -> dict:
+    """The height maps' JSON sidecar: their files, encoding and the Displace modifier settings."""
+    return {"betterdepth_version": __version__, "files": files, "height_map": height_map.metadata}
+
+
 def output_paths(out_dir: Path, stem: str, mode: str) -> dict[str, Path]:
-    """Every file name the mesh command can write (other parts of the project rely on these names)."""
+    """Every file name the mesh command can write (other parts of the project rely on these names).
+
+    `json` is the geometry's sidecar (one per mode), `height_json` the height maps' own.
+    """
     kind = "relief" if mode == "relief" else "mesh"
-    paths = {fmt: out_dir / f"{stem}_{kind}.{fmt}" for fmt in MESH_FORMATS}
+    paths = {fmt: out_dir / f"{stem}_{kind}.{fmt}" for fmt in ("ply", "glb", "obj", "pcd")}
     paths.update(
+        {"ply-points": out_dir / f"{stem}_{kind}_points.ply"},
+        preview=out_dir / f"{stem}_{kind}_preview.png",
+        json=out_dir / f"{stem}_{kind}.json",
         height_exr=out_dir / f"{stem}_height.exr",
         height_png=out_dir / f"{stem}_height.png",
-        preview=out_dir / f"{stem}_mesh_preview.png",
-        json=out_dir / f"{stem}_mesh.json",
+        height_json=out_dir / f"{stem}_height.json",
     )
     return paths
 
@@ -189,7 +202,8 @@ def write_outputs(
 ) -> list[Path]:
     """Write the mesh in the given formats, the optional height map and preview, and the JSON sidecar.
 
-    All files appear together or not at all. Returns their paths, the sidecar last.
+    All files appear together or not at all. Returns their paths: the geometry's sidecar follows the
+    geometry files and the preview; the height maps and their sidecar come last.
     """
     formats = list(dict.fromkeys(formats))
     unknown = [fmt for fmt in formats if fmt not in MESH_FORMATS]
@@ -199,16 +213,25 @@ def write_outputs(
             f"Use any of {', '.join(MESH_FORMATS)}."
         )
     paths = output_paths(Path(out_dir), stem, mesh.metadata.get("mode", "mesh"))
-    mesh_writers = {"ply": write_ply, "glb": write_glb, "obj": write_obj}
-    writers = {paths[fmt]: (lambda path, write=mesh_writers[fmt]: write(mesh, path)) for fmt in formats}
-    if height_map is not None:
-        writers[paths["height_exr"]] = lambda path: write_height_exr(height_map.height, path)
-        writers[paths["height_png"]] = lambda path: write_height_png16(height_map.height, path)
+    writers = {paths[fmt]: (lambda path, write=MESH_WRITERS[fmt]: write(mesh, path)) for fmt in formats}
     if preview:
         from betterdepth_engine.recon.preview import render_preview
 
         writers[paths["preview"]] = lambda path: write_png(render_preview(mesh), path)
     files = {kind: path.name for kind, path in paths.items() if path in writers}
-    document = sidecar(mesh, files, height_map)
-    writers[paths["json"]] = lambda path: path.write_text(json.dumps(document, indent=2))
+    mesh_document = mesh_sidecar(mesh, files)
+    writers[paths["json"]] = lambda path: path.write_text(json.dumps(mesh_document, indent=2))
+    if height_map is not None:
+        writers[paths["height_exr"]] = lambda path: depthfile.write_exr(path, height_map.height)
+        writers[paths["height_png"]] = lambda path: write_height_png16(height_map.height, path)
+        height_files = {"exr": paths["height_exr"].name, "png": paths["height_png"].name}
+        height_document = height_sidecar(height_map, height_files)
+        writers[paths["height_json"]] = lambda path: path.write_text(json.dumps(height_document, indent=2))
     return write_files_atomically(writers)
+
+
+def write_height_png16(height: np.ndarray, path: Path) -> None:
+    """16-bit grayscale PNG, 0..1 -> 0..65535 (8 bits would terrace the displacement)."""
+    from PIL import Image
+
+    Image.fromarray(np.rint(np.clip(height, 0, 1) * 65535).astype(np.uint16)).save(path, format="PNG")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.options import setting
 from betterdepth_engine.recon import attributes, filters, grid, lifting, relief
 from betterdepth_engine.recon.arrays import HeightMap, MeshArrays
 from betterdepth_engine.recon.camera import (
@@ -42,12 +44,13 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
 class ReliefOptions:
     """Bas-relief shape. Sizes are in scene units (slicers read them as millimetres)."""
 
-    method: str = "gradient"  # linear | gamma | gradient (see recon.relief)
-    gamma: float = 0.5  # for method=gamma: < 1 lifts far parts, > 1 near parts
-    gradient_power: float = 0.3  # for method=gradient: 1 keeps slopes, smaller flattens the large steps more
-    width: float = 100.0  # the relief spans this across the image width
-    depth: float = 10.0  # height of the nearest point above the base plane
-    base: float = 2.0  # thickness of the solid back plate under height 0
+    method: str = setting("gradient", "depth compression: linear, gamma, or gradient (keeps far detail, flattens "
+                          "big steps)", choices=relief.RELIEF_METHODS)
+    gamma: float = setting(0.5, "for method gamma: < 1 lifts far parts, > 1 near parts")
+    gradient_power: float = setting(0.3, "for method gradient: 1 keeps slopes, smaller flattens large steps more")
+    width: float = setting(100.0, "the relief's width across the image, scene units (mm for printing)")
+    depth: float = setting(10.0, "height of the nearest point above the base plane")
+    base: float = setting(2.0, "thickness of the solid back plate under height 0")
 
     def __post_init__(self):
         _one_of("relief method", self.method, relief.RELIEF_METHODS)
@@ -60,28 +63,35 @@ class ReliefOptions:
 
 @dataclass(frozen=True)
 class ReconOptions:
-    """Everything that shapes the reconstruction. Recorded in the result's metadata."""
+    """Everything that shapes the reconstruction. Recorded in the result's metadata; `betterdepth mesh`'s options
+    are generated from these fields (betterdepth_engine.options)."""
 
-    mode: str = "mesh"  # mesh: camera-aligned perspective mesh; relief: orthographic closed bas-relief solid
+    mode: str = setting("mesh", "mesh: camera-aligned surface; relief: closed printable bas-relief solid "
+                        "(orthographic)", choices=MODES)
     # Depth range for affine-invariant inputs: depth spans [near, near * far_near_ratio] (see recon.lifting).
-    far_near_ratio: float = 10.0
-    near: float = 1.0
-    invalid: str = "drop"  # drop: no geometry at invalid pixels; backplate: put them on the far plane
-    sky_below: float | None = None  # pixels with normalised disparity below this count as invalid (sky)
+    far_near_ratio: float = setting(10.0, "for affine inputs: the farthest depth is this many times the nearest")
+    near: float = setting(1.0, "for affine inputs: depth of the nearest point, in scene units")
+    invalid: str = setting("drop", "invalid pixels (NaN, sky): no geometry, or a plate at the far depth",
+                           choices=INVALID_POLICIES)
+    sky_below: float | None = setting(None, "treat pixels with normalised disparity below this (0..1) as sky, "
+                                      "e.g. 0.02")
     # Camera: blender_camera, focal_px or fov_deg (across the longer side) if given, else the image's EXIF
     # focal_35mm, else DEFAULT_FOV_DEG.
-    focal_px: float | None = None
-    fov_deg: float | None = None
-    focal_35mm: float | None = None
-    blender_camera: BlenderCamera | None = None
+    focal_px: float | None = setting(None, "focal length in pixels (default: EXIF of the image, else "
+                                     f"{DEFAULT_FOV_DEG:g} degrees across the longer side)")
+    fov_deg: float | None = setting(None, "field of view across the longer image side, in degrees")
+    focal_35mm: float | None = setting(None, "35 mm equivalent focal length (from the image's EXIF)", cli=False)
+    blender_camera: BlenderCamera | None = setting(None, "a Blender camera's settings", cli=False)
     # Mesh
-    min_angle_deg: float = 4.0  # cut quads that a surface seen at a shallower angle could not produce; 0 = off
-    max_vertices: int = DEFAULT_MAX_VERTICES
-    max_faces: int | None = None  # decimate to at most this many faces
-    colors: str = "auto"
-    fill_holes_px: int = 0  # fill invalid gaps up to this wide (pixels)
-    smooth_iterations: int = 0  # edge-aware smoothing passes over log depth
-    relief: ReliefOptions = field(default_factory=ReliefOptions)
+    min_angle_deg: float = setting(4.0, "cut triangles a surface seen at a shallower angle could not produce "
+                                   "(depth jumps); 0 keeps all")
+    max_vertices: int = setting(DEFAULT_MAX_VERTICES, "above this many pixels use every n-th pixel")
+    max_faces: int | None = setting(None, "decimate to at most this many faces")
+    colors: str = setting("auto", "vertex colours: the photo's (auto, with an image) or normal colours",
+                          choices=COLOR_MODES)
+    fill_holes_px: int = setting(0, "fill invalid gaps up to this many pixels wide", flag="--fill-holes")
+    smooth_iterations: int = setting(0, "edge-aware smoothing passes over log depth", flag="--smooth")
+    relief: ReliefOptions = field(default_factory=ReliefOptions, metadata={"cli": False})
 
     def __post_init__(self):
         _one_of("mode", self.mode, MODES)
@@ -218,14 +228,19 @@ def reconstruct(
     image_rgb: np.ndarray | None = None,
     options: ReconOptions | None = None,
     valid_mask: np.ndarray | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> MeshArrays:
     """A camera-aligned mesh (mode "mesh") or a closed relief solid (mode "relief") from a depth map.
 
     values: H x W disparity or depth in `space` (see recon.lifting.SPACES); NaN/inf mark invalid pixels.
     image_rgb: the photo (H x W x 3 uint8, same size) for vertex colours; optional.
     valid_mask: optional H x W bool, False where values are meaningless.
+    on_stage: called with each stage's name as it starts ("mesh" or "relief", then "decimate" and "check solid"
+    where they apply), for progress displays: decimation and large reliefs take seconds.
     """
     options = options or ReconOptions()
+    on_stage = on_stage or (lambda stage: None)
+    on_stage(options.mode)
     depth, depth_range = lift_to_depth(values, space, options, valid_mask)
     height, width = depth.shape
     image_rgb = _checked_image(image_rgb, depth.shape)
@@ -266,7 +281,11 @@ def reconstruct(
         },
     )
     if options.max_faces is not None and len(faces) > options.max_faces:
+        on_stage("decimate")
         mesh = decimate(mesh, options.max_faces, camera, image_rgb, color_mode)
+    if options.mode == "relief":
+        on_stage("check solid")
+        mesh.metadata["solid"] = relief.solid_check(mesh.vertices, mesh.faces)
     return mesh
 
 

@@ -18,6 +18,9 @@ from betterdepth_engine.recon.camera import OrthographicCamera
 from betterdepth_engine.recon.grid import triangulate
 
 RELIEF_METHODS = ("linear", "gamma", "gradient")
+# Open3D's manifold checks take ~1 s at this size and ~10 s at 1.6 M faces; the full-resolution solid is closed
+# by construction (and tested), so the check runs where collapses could break it: decimated or small solids.
+SOLID_CHECK_MAX_FACES = 300_000
 
 
 def linear_heights(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -50,20 +53,22 @@ def attenuate(gx: np.ndarray, gy: np.ndarray, power: float) -> tuple[np.ndarray,
 def poisson_reintegrate(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
     """The height whose forward differences best match (gx, gy) in least squares (Neumann borders, mean 0).
 
-    Solves laplacian(h) = div(g). Mirroring the divergence into a 2H x 2W periodic image turns the Neumann
-    problem into a periodic one that the FFT diagonalises exactly (the same as a DCT-based solver).
+    Solves laplacian(h) = div(g). The type-II DCT diagonalises the Neumann Laplacian, so the solve is one
+    forward and one inverse transform of an H x W array (a mirrored 2H x 2W FFT gives the same result at
+    about 8x the time and 4x the memory).
     """
+    from scipy import fft
+
     height, width = gx.shape
     divergence = gx - np.pad(gx[:, :-1], ((0, 0), (1, 0))) + gy - np.pad(gy[:-1, :], ((1, 0), (0, 0)))
-    mirrored = np.block([[divergence, divergence[:, ::-1]], [divergence[::-1, :], divergence[::-1, ::-1]]])
-    spectrum = np.fft.rfft2(mirrored.astype(np.float32))
-    eigen_y = 2 * np.cos(np.pi * np.arange(2 * height) / height) - 2
-    eigen_x = 2 * np.cos(np.pi * np.arange(width + 1) / width) - 2
+    spectrum = fft.dctn(divergence, type=2, norm="ortho", workers=-1)
+    eigen_y = 2 * np.cos(np.pi * np.arange(height) / height) - 2
+    eigen_x = 2 * np.cos(np.pi * np.arange(width) / width) - 2
     eigenvalues = eigen_y[:, None] + eigen_x[None, :]
     eigenvalues[0, 0] = 1  # the mean is free: fix it at zero
     spectrum /= eigenvalues
     spectrum[0, 0] = 0
-    return np.fft.irfft2(spectrum, s=mirrored.shape)[:height, :width]
+    return fft.idctn(spectrum, type=2, norm="ortho", workers=-1)
 
 
 def _rescaled(height: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -138,3 +143,21 @@ def relief_solid(
     back_normals = np.tile(np.float32([0, 0, 1]), (len(ring) + 1, 1))
     normals = np.concatenate((surface_normals.reshape(3, -1).T, back_normals))
     return vertices, faces, normals
+
+
+def solid_check(vertices: np.ndarray, faces: np.ndarray) -> dict:
+    """Whether a mesh is a closed, orientable solid, by Open3D: every edge shared by exactly two triangles,
+    manifold vertices, orientable. JSON-ready; `checked` is False above SOLID_CHECK_MAX_FACES."""
+    if len(faces) > SOLID_CHECK_MAX_FACES:
+        return {"checked": False, "reason": f"{len(faces)} faces (checked up to {SOLID_CHECK_MAX_FACES}); "
+                                            "the undecimated solid is closed by construction"}
+    import open3d as o3d
+
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices.astype(np.float64)),
+                                     o3d.utility.Vector3iVector(faces.astype(np.int32)))
+    checks = {
+        "closed": mesh.is_edge_manifold(allow_boundary_edges=False),
+        "vertex_manifold": mesh.is_vertex_manifold(),
+        "orientable": mesh.is_orientable(),
+    }
+    return {"checked": True, "watertight": all(checks.values()), **checks}

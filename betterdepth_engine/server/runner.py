@@ -1,7 +1,7 @@
 """The job runner: a bounded FIFO queue, one model worker thread, cancel, live progress, restart recovery.
 
 One worker owns the models (one GPU): jobs run one at a time in submission order. A job's live progress
-(stage, step, fraction, ETA) lives in memory, versioned so event streams send each change once; state changes
+(stage, step, fraction, ETA) lives in memory with every change in order, for event streams; state changes
 go to the SQLite store, so a restarted engine knows what finished and what was interrupted.
 """
 
@@ -33,10 +33,14 @@ RESTARTED = {
 }
 
 
+HISTORY_LIMIT = 4096  # progress changes kept per job for event streams (a 1000-step job makes ~1010)
+
+
 @dataclass
 class Progress:
-    """A job's live progress; `version` grows with every change."""
+    """A job's live progress, and every change of it in order (what event streams send)."""
 
+    state: str = "queued"
     stage: str | None = None
     step: int | None = None
     total_steps: int | None = None
@@ -44,7 +48,15 @@ class Progress:
     eta_s: float | None = None
     message: str = ""
     started: float = field(default_factory=time.monotonic)
-    version: int = 0
+    history: list[dict] = field(default_factory=list)
+    dropped: int = 0  # changes that fell out of the bounded history
+
+    def record(self) -> None:
+        self.history.append({name: getattr(self, name) for name in
+                             ("state", "stage", "step", "total_steps", "fraction", "eta_s", "message")})
+        if len(self.history) > HISTORY_LIMIT:
+            del self.history[0]
+            self.dropped += 1
 
 
 def _fraction(stage: str, step: int | None, total: int | None) -> float:
@@ -124,6 +136,7 @@ class JobRunner:
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
                 return record, True
             self._progress[job_id] = Progress()
+            self._progress[job_id].record()
             self._queue.append(job_id)
             self._condition.notify_all()
         return record, False
@@ -163,9 +176,14 @@ class JobRunner:
     def progress(self, job_id: str) -> Progress:
         return self._progress.get(job_id) or Progress()
 
-    def version(self, job_id: str) -> int:
+    def changes_since(self, job_id: str, index: int) -> tuple[list[dict], int]:
+        """Progress changes numbered index, index + 1, ... (all since the job was queued), and the next number."""
         progress = self._progress.get(job_id)
-        return progress.version if progress else -1
+        if progress is None:
+            return [], index
+        start = max(index - progress.dropped, 0)
+        changes = progress.history[start:]
+        return changes, progress.dropped + start + len(changes)
 
     def results(self, job_id: str) -> list[str]:
         folder = self.job_dir(job_id) / "results"
@@ -198,8 +216,8 @@ class JobRunner:
         record = self.store.get(job_id)
         self.store.mark_running(job_id)
         progress = self._progress.setdefault(job_id, Progress())
-        progress.started = time.monotonic()
-        self._bump(progress)
+        progress.started, progress.state = time.monotonic(), "running"
+        progress.record()
         results_dir = self.job_dir(job_id) / "results"
         results_dir.mkdir(parents=True, exist_ok=True)
         context = tasks.JobContext(
@@ -240,10 +258,7 @@ class JobRunner:
         elapsed = time.monotonic() - progress.started
         # Only once the work is under way: the loading stage's time says nothing about the rest.
         progress.eta_s = round(elapsed * (1 - progress.fraction) / progress.fraction, 2) if progress.fraction >= 0.2 else None
-        self._bump(progress)
-
-    def _bump(self, progress: Progress) -> None:
-        progress.version += 1
+        progress.record()
 
     def _finish(self, job_id: str, state: str, error: dict | None) -> None:
         assert state in FINAL_STATES
@@ -254,7 +269,8 @@ class JobRunner:
         if state == "succeeded":
             progress.fraction, progress.eta_s = 1.0, 0.0
         progress.message = {"succeeded": "done", "cancelled": "cancelled"}.get(state, (error or {}).get("message", ""))
-        self._bump(progress)
+        progress.state = state
+        progress.record()
         log.info("job %s %s%s", job_id, state, f": [{error['code']}] {error['message']}" if error else "")
 
     # Housekeeping ----------------------------------------------------------------------------------------

@@ -148,6 +148,11 @@ class LoadedModel(BaseModel):
     name: str
 
 
+class Limits(BaseModel):
+    max_upload_bytes: int
+    max_image_side: int
+
+
 class Health(BaseModel):
     engine_version: str
     protocol: str
@@ -156,6 +161,7 @@ class Health(BaseModel):
     loaded_models: list[LoadedModel]
     queue_length: int
     running_job: str | None
+    limits: Limits
     last_unload: dict | None = Field(default=None, description="memory before/after the last unload")
 
 

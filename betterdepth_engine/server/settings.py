@@ -20,7 +20,12 @@ class ServerSettings:
     max_json_bytes: int = 1024 * 1024  # request bodies other than uploads
     device: str = "auto"
     dtype: str = "auto"
-    janitor_interval_s: float = 5.0
+
+    @property
+    def janitor_interval_s(self) -> float:
+        """How often to look for idle models and expired jobs: often enough for short limits, at most every 5 s."""
+        limits = [limit for limit in (self.retention_s, self.idle_unload_s) if limit > 0]
+        return min([5.0, *(max(0.1, limit / 4) for limit in limits)])
 
     @property
     def jobs_dir(self) -> Path:

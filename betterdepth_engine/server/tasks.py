@@ -133,16 +133,14 @@ def _pipeline(context: JobContext):
 
 
 def _uploaded_base(input_dir: Path, space: str):
-    """A base model that returns the uploaded prediction (read and checked like `--base-dir` files)."""
+    """A base model that returns the uploaded prediction, read and checked like `--base-dir` files."""
     from betterdepth_engine.models.file_base import FileBaseModel
 
     (path,) = sorted(input_dir.glob("base_prediction.*"))
-
-    class UploadedBase(FileBaseModel):
-        def paths_for(self, image):
-            return [path]
-
-    return UploadedBase(input_dir, space)
+    base = FileBaseModel(input_dir, space)
+    base.paths_for = lambda image: [path]
+    base.name = "uploaded base prediction"
+    return base
 
 
 def _estimate(context: JobContext, image, timings: dict):
@@ -186,8 +184,12 @@ def _write_preview(results_dir: Path, disparity: np.ndarray) -> None:
     from betterdepth_engine.fileio import atomic_path
     from betterdepth_engine.visualize import colorize_disparity
 
-    picture = Image.fromarray(colorize_disparity(disparity))
-    picture.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BILINEAR)
+    # Shrink first (nearest: NaN must not bleed into its neighbours), then colourise only the small map.
+    height, width = disparity.shape
+    scale = min(1.0, PREVIEW_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = np.asarray(Image.fromarray(disparity.astype(np.float32)).resize(size, Image.Resampling.NEAREST))
+    picture = Image.fromarray(colorize_disparity(small))
     with atomic_path(results_dir / "preview.png") as path:
         picture.save(path, format="PNG")
 
@@ -231,7 +233,8 @@ def recon_options(request: dict, image):
 
 def _reconstruction_writers(request: dict, disparity, valid, image, meta: dict) -> dict:
     from betterdepth_engine.recon import reconstruct, relief_height_map
-    from betterdepth_engine.recon.export import write_glb, write_height_exr, write_height_png16, write_obj, write_ply
+    from betterdepth_engine import depthfile
+    from betterdepth_engine.recon.export import MESH_WRITERS, write_height_png16
 
     options = recon_options(request, image)
     meta["recon_options"] = _jsonable(dataclasses.asdict(options))
@@ -241,9 +244,9 @@ def _reconstruction_writers(request: dict, disparity, valid, image, meta: dict) 
         mesh = reconstruct(disparity, "disparity", rgb, options, valid_mask=valid)
         meta["mesh"] = {**mesh.metadata, "counts": {"vertices": len(mesh.vertices), "faces": len(mesh.faces)}}
         writers["mesh.npz"] = lambda path: _save_mesh_npz(path, mesh)
-        file_writers = {"ply": write_ply, "glb": write_glb, "obj": write_obj}
         for fmt in request["mesh"]["formats"] if request["task"] == "mesh" else ():
-            writers[f"mesh.{fmt}"] = lambda path, write=file_writers[fmt]: write(mesh, path)
+            name = "mesh_points.ply" if fmt == "ply-points" else f"mesh.{fmt}"
+            writers[name] = lambda path, write=MESH_WRITERS[fmt]: write(mesh, path)
         if request["task"] == "mesh" and request["mesh"]["preview"]:
             from betterdepth_engine.recon import render_preview
             from betterdepth_engine.recon.export import write_png
@@ -252,7 +255,7 @@ def _reconstruction_writers(request: dict, disparity, valid, image, meta: dict) 
     if request["task"] == "relief" and request["relief"]["heightmap"]:
         height_map = relief_height_map(disparity, "disparity", options, valid_mask=valid)
         meta["height_map"] = height_map.metadata
-        writers["height.exr"] = lambda path: write_height_exr(height_map.height, path)
+        writers["height.exr"] = lambda path: depthfile.write_exr(path, height_map.height)
         writers["height.png"] = lambda path: write_height_png16(height_map.height, path)
     return writers
 

@@ -21,8 +21,8 @@ import torch
 from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, check_schedule_on_resume, cooldown_start, learning_rate_at, load_checkpoint,
-    prepare_run_folder, random_crops, save_checkpoint, set_learning_rate, synthetic_batches, training_device,
+    RunSettings, TrainingLog, autocast, checkpoint_if_due, learning_rate_at, prepare_run_folder, random_crops,
+    resume, set_learning_rate, synthetic_batches, training_device,
 )
 
 # The modules that define the latent space: frozen when fine-tuning the decoder (post_quant_conv is the decoder's).
@@ -98,14 +98,8 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
     trained = [parameter for parameter in vae.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=settings.learning_rate, weight_decay=0.0)
     crop_generator = torch.Generator().manual_seed(settings.seed)
-    state = load_checkpoint(folder)
-    first_step = 0
-    if state is not None:
-        check_schedule_on_resume(folder, state, settings)
-        vae.load_state_dict(state["vae"])
-        optimizer.load_state_dict(state["optimizer"])
-        crop_generator.set_state(state["crop_generator"])
-        first_step = state["step"]
+    stateful = {"vae": vae, "optimizer": optimizer, "crop_generator": crop_generator}
+    first_step, _ = resume(folder, settings, stateful)
     batches = synthetic_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train autoencoder")
     for step in range(first_step, settings.steps):
@@ -132,10 +126,7 @@ def train_autoencoder(settings: AutoencoderTrainingSettings) -> Path:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         log.step(step + 1, values | {"lr": rate}, write=(step + 1) % settings.log_every == 0)
-        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(folder, {"step": step + 1, "vae": vae.state_dict(), "optimizer": optimizer.state_dict(),
-                                     "crop_generator": crop_generator.get_state(),
-                                     "cooldown_start": cooldown_start(settings)})
+        checkpoint_if_due(folder, settings, step + 1, stateful)
     log.close()
     vae.eval()
     if not settings.fine_tune_decoder:  # a frozen encoder keeps the scaling factor its refiner was trained with

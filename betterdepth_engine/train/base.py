@@ -14,8 +14,8 @@ from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.models.default_base import CLASS_NAME, SmallDepthNet, is_default_base_folder
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, check_schedule_on_resume, cooldown_start, learning_rate_at, load_checkpoint,
-    prepare_run_folder, save_checkpoint, set_learning_rate, synthetic_batches, training_device,
+    RunSettings, TrainingLog, autocast, checkpoint_if_due, learning_rate_at, prepare_run_folder, resume,
+    set_learning_rate, synthetic_batches, training_device,
 )
 
 
@@ -59,13 +59,8 @@ def train_base(settings: BaseTrainingSettings) -> Path:
     folder = prepare_run_folder(settings)
     network.to(device).train()
     optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=1e-4)
-    state = load_checkpoint(folder)
-    first_step = 0
-    if state is not None:
-        check_schedule_on_resume(folder, state, settings)
-        network.load_state_dict(state["network"])
-        optimizer.load_state_dict(state["optimizer"])
-        first_step = state["step"]
+    stateful = {"network": network, "optimizer": optimizer}
+    first_step, _ = resume(folder, settings, stateful)
     batches = synthetic_batches(settings, first_step)
     log = TrainingLog(folder, first_step, settings.steps, "train base")
     for step in range(first_step, settings.steps):
@@ -87,9 +82,7 @@ def train_base(settings: BaseTrainingSettings) -> Path:
         optimizer.zero_grad(set_to_none=True)
         log.step(step + 1, {"loss": total, "lr": rate},
                  write=(step + 1) % settings.log_every == 0)
-        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(folder, {"step": step + 1, "network": network.state_dict(),
-                                     "optimizer": optimizer.state_dict(), "cooldown_start": cooldown_start(settings)})
+        checkpoint_if_due(folder, settings, step + 1, stateful)
     log.close()
     destination = folder / "base"
     network.eval().cpu().save_pretrained(destination)

@@ -11,7 +11,7 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -141,6 +141,39 @@ def save_checkpoint(folder: Path, state: dict) -> None:
 def load_checkpoint(folder: Path) -> dict | None:
     path = folder / "checkpoint" / "state.pt"
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+
+
+def _state_of(item) -> object:
+    return item.get_state() if isinstance(item, torch.Generator) else item.state_dict()
+
+
+def resume(folder: Path, settings: RunSettings, stateful: Mapping[str, object]) -> tuple[int, dict]:
+    """(first step to run, the checkpoint's state or {} for a new run), with every object in `stateful` restored.
+
+    `stateful` names what a checkpoint holds: modules, optimizers, EMA and torch.Generators, each saved under its
+    name by `checkpoint_if_due`; None entries (an optional EMA) and names an older checkpoint lacks are skipped.
+    """
+    state = load_checkpoint(folder)
+    if state is None:
+        return 0, {}
+    check_schedule_on_resume(folder, state, settings)
+    for name, item in stateful.items():
+        if item is None or state.get(name) is None:
+            continue
+        if isinstance(item, torch.Generator):
+            item.set_state(state[name])
+        else:
+            item.load_state_dict(state[name])
+    return state["step"], state
+
+
+def checkpoint_if_due(folder: Path, settings: RunSettings, steps_done: int, stateful: Mapping[str, object],
+                      **extra) -> None:
+    """Save `stateful` (as `resume` reads it) and `extra` every settings.checkpoint_every steps and at the end."""
+    if steps_done % settings.checkpoint_every and steps_done != settings.steps:
+        return
+    states = {name: None if item is None else _state_of(item) for name, item in stateful.items()}
+    save_checkpoint(folder, {"step": steps_done, "cooldown_start": cooldown_start(settings), **states, **extra})
 
 
 class TrainingLog:

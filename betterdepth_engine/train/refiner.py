@@ -22,8 +22,8 @@ from betterdepth_engine.models.refiner import (
 )
 from betterdepth_engine.train import objectives
 from betterdepth_engine.train.loop import (
-    RunSettings, TrainingLog, autocast, check_schedule_on_resume, cooldown_start, learning_rate_at, load_checkpoint,
-    prepare_run_folder, random_crops, save_checkpoint, set_learning_rate, synthetic_batches, training_device,
+    RunSettings, TrainingLog, autocast, checkpoint_if_due, learning_rate_at, prepare_run_folder, random_crops,
+    resume, set_learning_rate, synthetic_batches, training_device,
 )
 
 # U-Net sizes for training from scratch. "small" is the CPU-sized default; from SD2/Marigold use --init.
@@ -223,24 +223,15 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
     crop_generator = torch.Generator().manual_seed(settings.seed + 1)
     base_choice_generator = torch.Generator().manual_seed(settings.seed + 3)
 
-    state = load_checkpoint(folder)
-    first_step = 0
-    if state is not None:
-        check_schedule_on_resume(folder, state, settings)
-        unet.load_state_dict(state["unet"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        generator.set_state(state["generator"])
-        crop_generator.set_state(state["crop_generator"])
+    stateful = {"unet": unet, "optimizer": optimizer, "ema": ema, "generator": generator,
+                "crop_generator": crop_generator, "base_choice_generator": base_choice_generator}
+    first_step, state = resume(folder, settings, stateful)
+    if state:
         # Checkpoints written before the second base existed hold one base generator.
         base_states = state.get("base_generators", [state.get("base_generator")])
         for base, base_state in zip(bases, base_states):
             if isinstance(base, SimulatedBase):
                 base.generator.set_state(base_state)
-        if "base_choice_generator" in state:
-            base_choice_generator.set_state(state["base_choice_generator"])
-        first_step = state["step"]
 
     factor = vae_downscale_factor(refiner.vae)
     alphas_cumprod = refiner.scheduler.alphas_cumprod.to(device)
@@ -289,16 +280,8 @@ def train_refiner(settings: RefinerTrainingSettings) -> Path:
         if ema is not None:
             ema.step(unet.parameters())
         log.step(step + 1, values | {"lr": rate}, write=(step + 1) % settings.log_every == 0)
-        if (step + 1) % settings.checkpoint_every == 0 or step + 1 == settings.steps:
-            save_checkpoint(folder, {
-                "step": step + 1, "unet": unet.state_dict(), "optimizer": optimizer.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None, "generator": generator.get_state(),
-                "crop_generator": crop_generator.get_state(),
-                "base_generators": [base.generator.get_state() if isinstance(base, SimulatedBase) else None
-                                    for base in bases],
-                "base_choice_generator": base_choice_generator.get_state(),
-                "cooldown_start": cooldown_start(settings),
-            })
+        checkpoint_if_due(folder, settings, step + 1, stateful, base_generators=[
+            base.generator.get_state() if isinstance(base, SimulatedBase) else None for base in bases])
     log.close()
     return export_refiner(refiner, ema, settings, folder / "refiner")
 

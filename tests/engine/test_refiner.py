@@ -71,7 +71,7 @@ def test_unet_input_is_image_then_conditioning_then_noisy_latent(refiner):
     with torch.no_grad():
         refiner.refine(image, conditioning, 1, 1, 1.0, [torch.Generator().manual_seed(0)])
         image_latent = refiner.encode(image)
-        conditioning_latent = refiner.encode_depth(conditioning)
+        conditioning_latent = refiner.encode(conditioning.repeat(1, 3, 1, 1))
     handle.remove()
     unet_input = seen[0]
     assert unet_input.shape[1] == 12
@@ -88,7 +88,7 @@ def test_a_correction_refiner_adds_its_correction_to_the_conditioning(refiner, t
     number of steps and strength; a refiner of the target with the same U-Net would not."""
     image, conditioning = _inputs()
     with torch.no_grad():
-        image_latent, conditioning_latent = refiner.encode(image), refiner.encode_depth(conditioning)
+        image_latent, conditioning_latent = refiner.encode(image), refiner.encode(conditioning.repeat(1, 3, 1, 1))
     no_noise = torch.zeros_like(conditioning_latent)
     refiner.config.predicts_correction = True
     refiner.save_pretrained(tmp_path / "correction")

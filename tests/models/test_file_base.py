@@ -101,10 +101,6 @@ def test_npy_is_preferred_over_png_over_exr(tmp_path):
     assert _predict(tmp_path).disparity[0, 0] == 3.0
 
 
-def test_name_records_the_folder(tmp_path):
-    assert FileBaseModel(tmp_path).name == f"files:{tmp_path}"
-
-
 # --- spaces and invalid values ---
 
 

@@ -185,18 +185,6 @@ def test_invalid_source_is_model_not_found_without_network():
     assert error.code == BetterDepthError.MODEL_NOT_FOUND
 
 
-@pytest.fixture
-def empty_hub_cache(tmp_path, monkeypatch):
-    """An empty hub cache, so that a developer's real cache cannot change the outcome."""
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hub_cache"
-    cache.mkdir()
-    # huggingface_hub reads its environment at import, so patch the constant it reads at call time.
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
 def test_unknown_hub_id_offline_is_model_not_found_quickly(empty_hub_cache, monkeypatch):
     import transformers.models.auto  # noqa: F401  (import time is not what is measured)
 

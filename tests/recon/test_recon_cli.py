@@ -13,12 +13,6 @@ from betterdepth_engine.commands.mesh import output_stem
 from tests.recon.scenes import sphere_on_wall
 
 
-@pytest.fixture(autouse=True)
-def mesh_command(monkeypatch):
-    # The CLI frame lists its sub-commands; make sure `mesh` is among them even before it is wired in.
-    monkeypatch.setitem(cli.COMMANDS, "mesh", "mesh")
-
-
 @pytest.fixture
 def photo(tmp_path):
     path = tmp_path / "photo.jpg"
@@ -38,8 +32,8 @@ def test_mesh_from_estimate_output_with_photo(tmp_path, photo):
             "--format", "ply,glb", "--preview", "--heightmap"]
     assert cli.main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "photo_height.exr", "photo_height.png", "photo_mesh.glb", "photo_mesh.json", "photo_mesh.ply",
-        "photo_mesh_preview.png",
+        "photo_height.exr", "photo_height.json", "photo_height.png", "photo_mesh.glb", "photo_mesh.json",
+        "photo_mesh.ply", "photo_mesh_preview.png",
     ]
     sidecar = json.loads((out / "photo_mesh.json").read_text())
     assert sidecar["mesh"]["camera"]["source"] == "exif_35mm"
@@ -60,7 +54,7 @@ def test_relief_from_a_16bit_png_depth(tmp_path):
     solid = next(iter(scene.geometry.values()))
     solid.merge_vertices(merge_tex=True, merge_norm=True)
     assert solid.is_watertight
-    sidecar = json.loads((out / "scan_mesh.json").read_text())
+    sidecar = json.loads((out / "scan_relief.json").read_text())
     assert sidecar["mesh"]["depth_range"]["source"] == "measured"
     assert sidecar["mesh"]["camera"]["source"] == "fov"
 
@@ -88,11 +82,33 @@ def test_errors_are_reported_without_traceback(tmp_path, photo, capsys):
     assert cli.main(["mesh", str(tmp_path / "colour.png"), "-o", str(tmp_path / "out")]) == 2
     assert "colour maps cannot be inverted" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
-    with pytest.raises(SystemExit):
-        cli.main(["mesh", str(tmp_path / "small.npy"), "-o", str(tmp_path), "--focal-px", "5", "--fov-deg", "50"])
+    assert cli.main(["mesh", str(tmp_path / "small.npy"), "-o", str(tmp_path), "--focal-px", "5", "--fov-deg",
+                     "50"]) == 2
+    assert "Give one camera description" in capsys.readouterr().err
 
 
 def test_output_stem_drops_the_estimate_suffix(tmp_path):
     assert output_stem(tmp_path / "photo_disparity.npy") == "photo"
     assert output_stem(tmp_path / "scan_depth.png") == "scan"
     assert output_stem(tmp_path / "_depth.exr") == "_depth"
+
+
+def test_mesh_shows_its_slow_stages_and_checks_the_output_folder_first(tmp_path, capsys):
+    np.save(tmp_path / "shot_disparity.npy", sphere_on_wall())
+    argv = ["mesh", str(tmp_path / "shot_disparity.npy"), "--mode", "relief", "--max-faces", "500", "--heightmap"]
+    assert cli.main([*argv, "-o", str(tmp_path / "out")]) == 0
+    progress = capsys.readouterr().err
+    assert all(f"mesh: {stage}" in progress for stage in ("relief", "decimate", "check solid", "height map"))
+    (tmp_path / "a_file").write_text("")
+    assert cli.main([*argv, "-o", str(tmp_path / "a_file" / "out")]) == 2
+    assert "[OUTPUT_ERROR]" in capsys.readouterr().err
+
+
+def test_a_relief_run_keeps_the_sidecar_of_an_earlier_mesh_run(tmp_path):
+    np.save(tmp_path / "shot_disparity.npy", sphere_on_wall())
+    depth_file = str(tmp_path / "shot_disparity.npy")
+    assert cli.main(["mesh", depth_file, "-o", str(tmp_path / "out"), "-q"]) == 0
+    mesh_sidecar = (tmp_path / "out" / "shot_mesh.json").read_text()
+    assert cli.main(["mesh", depth_file, "-o", str(tmp_path / "out"), "--mode", "relief", "-q"]) == 0
+    assert (tmp_path / "out" / "shot_mesh.json").read_text() == mesh_sidecar
+    assert json.loads((tmp_path / "out" / "shot_relief.json").read_text())["files"] == {"ply": "shot_relief.ply"}

@@ -31,8 +31,8 @@ def written(mesh, tmp_path_factory):
 def test_output_names(written):
     out, paths = written
     names = [path.name for path in paths]
-    assert names == ["scene_mesh.ply", "scene_mesh.glb", "scene_mesh.obj", "scene_height.exr", "scene_height.png",
-                     "scene_mesh.json"]
+    assert names == ["scene_mesh.ply", "scene_mesh.glb", "scene_mesh.obj", "scene_mesh.json", "scene_height.exr",
+                     "scene_height.png", "scene_height.json"]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temporary files left behind
 
 
@@ -113,12 +113,16 @@ def test_sidecar_records_camera_range_and_frames(mesh, written):
     assert sidecar["mesh"]["camera"]["fx"] == 60 and sidecar["mesh"]["camera"]["source"] == "focal_px"
     assert sidecar["mesh"]["depth_range"]["far_near_ratio"] == pytest.approx(10)
     assert sidecar["file_frames"] == {"ply": "opencv", "glb": "y_up", "obj": "y_up"}
-    assert sidecar["height_map"]["blender_displace"]["midlevel"] == 0.0
+    assert "height_map" not in sidecar  # the height maps have their own sidecar
+    height_sidecar = json.loads((written[0] / "scene_height.json").read_text())
+    assert height_sidecar["files"] == {"exr": "scene_height.exr", "png": "scene_height.png"}
+    assert height_sidecar["height_map"]["blender_displace"]["midlevel"] == 0.0
 
 
 def test_relief_files_are_named_relief(tmp_path):
     mesh = reconstruct(sphere_on_wall(12, 16), options=ReconOptions(mode="relief"))
-    assert [p.name for p in write_outputs(mesh, tmp_path, "s", formats=("ply",))] == ["s_relief.ply", "s_mesh.json"]
+    names = [p.name for p in write_outputs(mesh, tmp_path, "s", formats=("ply",), preview=True)]
+    assert names == ["s_relief.ply", "s_relief_preview.png", "s_relief.json"]
 
 
 def test_failed_writes_leave_nothing(mesh, tmp_path):

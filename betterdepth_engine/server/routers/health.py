@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from betterdepth_engine import __version__
+from betterdepth_engine.images import MAX_SIDE
 from betterdepth_engine.server.app import Service, service
 from betterdepth_engine.server.models import memory_snapshot
 from betterdepth_engine.server.schemas import Health
@@ -20,5 +21,6 @@ def health(engine: Service = Depends(service)) -> Health:
         engine_version=__version__, protocol=PROTOCOL_VERSION, device=str(models.resolve_device()),
         memory=memory_snapshot(models.device), loaded_models=models.loaded(),
         queue_length=engine.runner.queue_length(), running_job=engine.runner.running_job,
+        limits={"max_upload_bytes": engine.settings.max_upload_bytes, "max_image_side": MAX_SIDE},
         last_unload=models.last_unload,
     )

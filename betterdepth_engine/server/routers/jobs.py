@@ -19,7 +19,7 @@ from betterdepth_engine.server.schemas import JobList, JobRequest, JobStatus, Su
 from betterdepth_engine.server.store import FINAL_STATES
 
 router = APIRouter(tags=["jobs"])
-EVENT_POLL_S = 0.05  # how often an event stream looks for a new progress version (in memory; cheap)
+EVENT_POLL_S = 0.05  # how often an event stream looks for new progress changes (in memory; cheap)
 KEEPALIVE_S = 15.0
 
 
@@ -139,21 +139,27 @@ def status(job_id: str, engine: Service = Depends(service)) -> JobStatus:
             responses={200: {"content": {"text/event-stream": {}}, "description": "one `data:` JobStatus per change"}})
 async def events(job_id: str, request: Request, engine: Service = Depends(service)) -> StreamingResponse:
     """Server-Sent Events: the job's status each time it changes, until it reaches a final state."""
-    job_status(engine, job_id)  # NOT_FOUND before the stream starts
+    job_status(engine, job_id)  # NOT_FOUND before the stream starts, not inside it
 
     async def stream():
-        sent_version, last_sent = None, time.monotonic()
+        current = job_status(engine, job_id)
+        if current.state in FINAL_STATES:  # also jobs finished before an engine restart: no live progress for them
+            yield f"data: {current.model_dump_json()}\n\n"
+            return
+        index, last_sent = 0, time.monotonic()
         while True:
-            version = engine.runner.version(job_id)
-            if version != sent_version:
+            changes, index = engine.runner.changes_since(job_id, index)
+            if changes:
                 try:
                     current = job_status(engine, job_id)
                 except ServiceError:  # deleted while streaming
                     return
-                sent_version, last_sent = version, time.monotonic()
-                yield f"data: {current.model_dump_json()}\n\n"
-                if current.state in FINAL_STATES:
-                    return
+                for change in changes:
+                    if change["state"] in FINAL_STATES:  # the last event is the job's full final status
+                        yield f"data: {current.model_dump_json()}\n\n"
+                        return
+                    yield f"data: {current.model_copy(update=change).model_dump_json()}\n\n"
+                last_sent = time.monotonic()
             elif time.monotonic() - last_sent > KEEPALIVE_S:
                 last_sent = time.monotonic()
                 yield ": keep-alive\n\n"

@@ -1,0 +1,43 @@
+"""`RefineOptions`: the per-call settings of a refinement, checked when they are made.
+
+Light (no torch), so the CLI and the engine service can check what a user asked for before loading a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from betterdepth_engine.errors import BetterDepthError
+
+# The smallest long side the refiner may work at: 8 latent pixels with the usual 8x autoencoder. Below it the
+# result is noise at best (at 7 px a whole photo is one latent pixel).
+MIN_PROCESSING_RESOLUTION = 64
+
+
+@dataclass
+class RefineOptions:
+    """Per-call settings; None means the refiner's own default from its config."""
+
+    denoising_steps: int | None = None
+    ensemble_size: int | None = None
+    processing_resolution: int | None = None  # long side in pixels; 0 = the input's own resolution
+    strength: float | None = None
+    ensemble_reduction: str = "mean"
+    seed: int = 0
+
+    def __post_init__(self):
+        problems = []
+        if self.denoising_steps is not None and self.denoising_steps < 1:
+            problems.append("denoising steps must be at least 1")
+        if self.ensemble_size is not None and self.ensemble_size < 1:
+            problems.append("the ensemble size must be at least 1")
+        if self.processing_resolution is not None and 0 != self.processing_resolution < MIN_PROCESSING_RESOLUTION:
+            problems.append(f"the processing resolution must be 0 (the input's own) or at least "
+                            f"{MIN_PROCESSING_RESOLUTION} px, not {self.processing_resolution}")
+        if self.strength is not None and not 0.0 < self.strength <= 1.0:
+            problems.append(f"strength must be in (0, 1], not {self.strength}")
+        if self.ensemble_reduction not in ("mean", "median"):
+            problems.append("the ensemble reduction must be 'mean' or 'median'")
+        if problems:
+            raise BetterDepthError(BetterDepthError.BAD_INPUT, "Invalid settings: " + "; ".join(problems) + ".",
+                                   "See `betterdepth estimate --help` for the accepted values.")
