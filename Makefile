@@ -11,7 +11,7 @@ BLENDER_VERSIONS ?= 4.2 4.5 5.0
 BLENDER_BUILD    := 4.5
 BLENDER_STAMPS   := $(foreach version,$(BLENDER_VERSIONS),.venv-blender-$(version)/.installed)
 BLENDER_TESTS     = BETTERDEPTH_ENGINE_PYTHON=$(abspath $(PYTHON)) .venv-blender-$(1)/bin/python -m pytest \
-                    tests/blender --confcutdir tests/blender $(2)
+                    tests/blender --confcutdir tests/blender
 
 .PHONY: setup demo demo-engine test test-fast test-blender extension tiny-models bench clean
 
