@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from .core.jobs import JobError
+from .core.pixels import srgb_from_linear_rgba
 
 
 def active_image(context) -> bpy.types.Image | None:
@@ -21,20 +23,30 @@ def active_image(context) -> bpy.types.Image | None:
     return None
 
 
+# What the engine reads (Pillow); anything else Blender can open (EXR, HDR, ...) is sent as a PNG copy.
+ENGINE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
 def image_file(image: bpy.types.Image, folder: Path) -> Path:
-    """A file with this image's pixels: its own file when it has an unchanged one on disk, else a PNG copy."""
+    """A file with this image's pixels: its own file when it has an unchanged one on disk in a format the
+    engine reads, else a PNG copy (8-bit sRGB)."""
     if image.source == "FILE" and image.packed_file is None and not image.is_dirty:
         path = Path(bpy.path.abspath(image.filepath, library=image.library))
-        if path.is_file():
+        if path.is_file() and path.suffix.lower() in ENGINE_SUFFIXES:
             return path
-    if not image.has_data:  # a file image not shown yet has no pixels loaded
-        image.reload()
-    if image.size[0] == 0 or image.size[1] == 0:
+    width, height = image.size  # reading the size loads a file image's pixels (images load lazily)
+    if width == 0 or height == 0:
         raise JobError("BAD_IMAGE", f"Image '{image.name}' has no pixels (the Render Result cannot be read).",
                        "Use the Camera Render source, or save the image to a file first.")
-    path = folder / f"{bpy.path.clean_name(image.name)}.png"
-    copy = image.copy()  # saving a copy leaves the user's image (and its file path) untouched
+    pixels = np.empty(width * height * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    if image.is_float and image.colorspace_settings.name != "Non-Color":
+        pixels = srgb_from_linear_rgba(pixels)  # float images hold scene-linear values; PNG bytes are sRGB
+    # A new byte image, saved: Image.copy() of a file image carries no pixels to save.
+    copy = bpy.data.images.new("BetterDepth input", width, height, alpha=True)
     try:
+        copy.pixels.foreach_set(pixels)
+        path = folder / f"{bpy.path.clean_name(image.name)}.png"
         copy.filepath_raw, copy.file_format = str(path), "PNG"
         copy.save()
     finally:
@@ -42,11 +54,22 @@ def image_file(image: bpy.types.Image, folder: Path) -> Path:
     return path
 
 
-def checked_file(filepath: str) -> Path:
+def checked_file(filepath: str, folder: Path) -> Path:
+    """The image file itself, or a PNG copy when the engine cannot read its format but Blender can."""
     path = Path(bpy.path.abspath(filepath))
     if not path.is_file():
         raise JobError("BAD_IMAGE", f"No image file at '{path}'.", "Choose an existing image file.")
-    return path
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        return path
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError:
+        raise JobError("BAD_IMAGE", f"Neither the engine nor Blender can read '{path.name}'.",
+                       "Use a PNG, JPEG, TIFF, WebP or EXR image.") from None
+    try:
+        return image_file(image, folder)
+    finally:
+        bpy.data.images.remove(image)
 
 
 def render_camera(scene: bpy.types.Scene, folder: Path) -> Path:

@@ -27,7 +27,7 @@ from .core.camera import params_from_intrinsics
 from .core.engine_setup import Finding, check_setup
 from .core.jobs import EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
-from .core.orientation import orientation_from_notes
+from .core.pixels import orientation_from_notes
 from .preferences import get_preferences
 from .properties import SOURCES
 
@@ -99,17 +99,18 @@ class EngineJobOperator:
         try:
             plan = Plan(source, Path(), folder, label="")
             if source == "FILE":
-                plan.image_path = inputs.checked_file(self.filepath)
+                plan.image_path = inputs.checked_file(self.filepath, folder)
+                plan.label = Path(bpy.path.abspath(self.filepath)).stem
             elif source == "IMAGE":
                 image = bpy.data.images.get(self.image_name) if self.image_name else inputs.active_image(context)
                 if image is None:
                     raise JobError("BAD_IMAGE", f"No image named '{self.image_name}'." if self.image_name
                                    else "No image is open in an Image Editor.", "Open or pick an image.")
                 plan.image_name, plan.image_path = image.name, inputs.image_file(image, folder)
+                plan.label = Path(image.name).stem
             else:
                 plan.image_path = inputs.render_camera(context.scene, folder)
-                plan.camera_name = context.scene.camera.name
-            plan.label = Path(plan.image_name or plan.image_path).stem if source != "CAMERA" else plan.camera_name
+                plan.camera_name = plan.label = context.scene.camera.name
             prefs = get_preferences(context)
             plan.sections = {"estimate": prefs.estimate_options(), **self.sections(context, plan)}
             results = plan.sections.pop("results", ())
@@ -246,8 +247,8 @@ class EngineJobOperator:
         """The input as an image for materials, turned like the engine turned it (EXIF orientation)."""
         image = bpy.data.images[plan.image_name] if plan.image_name else scene_build.load_image(plan.image_path,
                                                                                                 created)
-        if plan.source == "CAMERA":
-            image.pack()  # the render lives in the job's temporary folder
+        if not plan.image_name and plan.folder in plan.image_path.parents:
+            image.pack()  # a render or a converted copy: the job's temporary folder goes away
         orientation = orientation_from_notes(meta.get("image", {}).get("notes", []))
         if orientation != 1:
             image = scene_build.oriented_copy(image, orientation, created)

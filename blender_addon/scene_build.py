@@ -14,7 +14,7 @@ import numpy as np
 
 from .core.camera import CameraParams
 from .core.mesh_arrays import MeshBuffers
-from .core.orientation import orient
+from .core.pixels import orient
 
 NORMAL_COLORS = "normal_color"
 PARAMETERS_PROPERTY = "betterdepth"

@@ -196,6 +196,26 @@ def test_rotated_phone_photo_keeps_its_texture_on_the_mesh(scene, photo_path, tm
     assert np.allclose(turned.reshape(75, 50, 4)[::-1], np.rot90(top_down, -1), atol=1 / 255)
 
 
+def test_exr_photo_is_sent_as_a_png_copy(scene, photo_path, tmp_path):
+    """Formats the engine cannot read (EXR) but Blender can go through Blender; the label stays the file's."""
+    photo = bpy.data.images.load(str(photo_path))
+    pixels = np.empty(75 * 50 * 4, np.float32)
+    photo.pixels.foreach_get(pixels)
+    hdr = bpy.data.images.new("hdr", 75, 50, float_buffer=True)
+    hdr.pixels.foreach_set(pixels ** 2.2)  # roughly linear light, as an HDR photo holds it
+    exr = tmp_path / "hdr_photo.exr"
+    hdr.filepath_raw, hdr.file_format = str(exr), "OPEN_EXR"
+    hdr.save()
+    bpy.data.images.remove(hdr)
+    assert bpy.ops.betterdepth.estimate_depth(source="FILE", filepath=str(exr)) == {"FINISHED"}
+    assert tuple(bpy.data.images["hdr_photo depth"].size) == (75, 50)
+    before = _snapshot()
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(exr)) == {"FINISHED"}
+    (mesh,) = [obj for obj in _new_objects(before) if obj.type == "MESH"]
+    texture = next(node for node in mesh.active_material.node_tree.nodes if node.type == "TEX_IMAGE").image
+    assert texture.packed_file is not None and tuple(texture.size) == (75, 50)  # the copy's folder is gone
+
+
 def test_estimate_depth_makes_float_non_color_images(scene, photo_path):
     image = bpy.data.images.load(str(photo_path))
     assert bpy.ops.betterdepth.estimate_depth(source="IMAGE", image_name=image.name) == {"FINISHED"}

@@ -1,6 +1,7 @@
-"""EXIF orientation for photos: the engine applies it (PIL's exif_transpose), Blender's image loader does not.
+"""Pixel arrays the add-on prepares itself: EXIF orientation and sRGB encoding.
 
-So that a photo's texture matches the mesh the engine built, the add-on turns the photo's pixels the same way.
+The engine applies a photo's EXIF orientation (PIL's exif_transpose); Blender's image loader does not, so the
+add-on turns the photo's texture the same way to match the mesh the engine built.
 """
 
 from __future__ import annotations
@@ -29,3 +30,11 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     else:
         turned = {1: pixels, 2: pixels[:, ::-1], 3: pixels[::-1, ::-1], 4: pixels[::-1]}.get(orientation, pixels)
     return np.ascontiguousarray(turned)
+
+
+def srgb_from_linear_rgba(pixels: np.ndarray) -> np.ndarray:
+    """Scene-linear RGBA (flat or N x 4, alpha linear) encoded with the sRGB curve, clipped to [0, 1]."""
+    rgba = np.clip(np.asarray(pixels, np.float32).reshape(-1, 4), 0.0, 1.0)
+    rgb = rgba[:, :3]
+    rgba[:, :3] = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.power(rgb, 1 / 2.4) - 0.055)
+    return rgba.reshape(np.shape(pixels))
