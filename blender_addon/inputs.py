@@ -54,6 +54,21 @@ def image_file(image: bpy.types.Image, folder: Path) -> Path:
     return path
 
 
+def file_key(path: Path) -> tuple:
+    """Recognises a file again while it is unchanged (path, modification time, size)."""
+    stat = path.stat()
+    return str(path.resolve()), stat.st_mtime_ns, stat.st_size
+
+
+def image_key(image: bpy.types.Image) -> tuple | None:
+    """An image data-block's file key when it shows an unchanged file, else None (edited, generated, packed)."""
+    if image.source == "FILE" and image.packed_file is None and not image.is_dirty:
+        path = Path(bpy.path.abspath(image.filepath, library=image.library))
+        if path.is_file():
+            return file_key(path)
+    return None
+
+
 def checked_file(filepath: str, folder: Path) -> Path:
     """The image file itself, or a PNG copy when the engine cannot read its format but Blender can."""
     path = Path(bpy.path.abspath(filepath))

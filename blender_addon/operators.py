@@ -20,17 +20,20 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import engine, inputs, scene_build
 from .core.camera import params_from_intrinsics
 from .core.engine_setup import Finding, check_setup
-from .core.jobs import EngineJob, JobError, JobRequest
+from .core.jobs import DepthJobs, EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
 from .core.pixels import orientation_from_notes
 from .preferences import get_preferences
 from .properties import SOURCES
 
+
+
+DEPTH_JOBS = DepthJobs()
 
 
 class ActiveJob:
@@ -55,6 +58,8 @@ class Plan:
     camera_name: str = ""  # the rendered camera (camera-exact meshes)
     image_name: str = ""  # the source image data-block, reused for the material
     sections: dict = field(default_factory=dict)
+    depth_key: tuple | None = None  # recognises this input and models again (DepthJobs)
+    job_id: str = ""  # the engine's job, once it succeeded
 
 
 def _report_error(operator, error: Exception) -> set[str]:
@@ -73,6 +78,9 @@ class EngineJobOperator:
     source: EnumProperty(name="Source", items=SOURCES, default="AUTO")
     filepath: StringProperty(name="Image File", subtype="FILE_PATH")
     image_name: StringProperty(name="Image", description="An image data-block's name")
+    reuse_depth: BoolProperty(name="Reuse Depth", default=True,
+                              description="Use the depth of the last job on this unchanged image with the same "
+                                          "models, if the engine still has it, instead of running the models")
 
     # -- to implement -------------------------------------------------------------------------------------
     def sections(self, context, plan: Plan) -> dict:
@@ -98,9 +106,11 @@ class EngineJobOperator:
         folder = Path(tempfile.mkdtemp(prefix="job-", dir=engine.user_dir()))
         try:
             plan = Plan(source, Path(), folder, label="")
+            input_key = None
             if source == "FILE":
                 plan.image_path = inputs.checked_file(self.filepath, folder)
                 plan.label = Path(bpy.path.abspath(self.filepath)).stem
+                input_key = inputs.file_key(Path(bpy.path.abspath(self.filepath)))
             elif source == "IMAGE":
                 image = bpy.data.images.get(self.image_name) if self.image_name else inputs.active_image(context)
                 if image is None:
@@ -108,13 +118,18 @@ class EngineJobOperator:
                                    else "No image is open in an Image Editor.", "Open or pick an image.")
                 plan.image_name, plan.image_path = image.name, inputs.image_file(image, folder)
                 plan.label = Path(image.name).stem
+                input_key = inputs.image_key(image)
             else:
                 plan.image_path = inputs.render_camera(context.scene, folder)
                 plan.camera_name = plan.label = context.scene.camera.name
             prefs = get_preferences(context)
             plan.sections = {"estimate": prefs.estimate_options(), **self.sections(context, plan)}
             results = plan.sections.pop("results", ())
-            request = JobRequest(self.task, plan.image_path, results=results, **plan.sections)
+            settings = engine.settings(context)
+            plan.depth_key = DepthJobs.key((settings.mode, settings.url if settings.mode == "EXTERNAL" else ""),
+                                           input_key, plan.sections["estimate"])
+            reuse_job = DEPTH_JOBS.get(plan.depth_key) if self.reuse_depth else None
+            request = JobRequest(self.task, plan.image_path, results=results, reuse_job=reuse_job, **plan.sections)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -127,10 +142,12 @@ class EngineJobOperator:
         return job, plan
 
     # -- finishing ----------------------------------------------------------------------------------------
-    def _conclude(self, context, plan: Plan, kind: str, payload) -> set[str]:
+    def _conclude(self, context, plan: Plan, job: EngineJob, kind: str, payload) -> set[str]:
         try:
             if kind != "succeeded":
                 return _report_error(self, engine.explain(payload, engine.settings(context)))
+            plan.job_id = job.job_id
+            DEPTH_JOBS.remember(plan.depth_key, job.job_id)
             created = scene_build.Created()
             try:
                 summary = self.build(context, plan, payload, created)
@@ -141,7 +158,7 @@ class EngineJobOperator:
                 detail = str(error) if known else f"{type(error).__name__}: {error}"
                 return _report_error(self, JobError("RESULT_ERROR", f"Could not build the result ({detail}).",
                                                     "The scene is unchanged; the system console has the details."))
-            self.report({"INFO"}, f"BetterDepth: {summary}")
+            self.report({"INFO"}, f"BetterDepth: {summary}" + (" (depth reused: no model run)" if job.reused else ""))
             return {"FINISHED"}
         finally:
             shutil.rmtree(plan.folder, ignore_errors=True)
@@ -164,7 +181,7 @@ class EngineJobOperator:
                 shutil.rmtree(plan.folder, ignore_errors=True)
                 raise
             job.join()
-            return self._conclude(context, plan, kind, payload)
+            return self._conclude(context, plan, job, kind, payload)
         finally:
             ActiveJob.job = None
 
@@ -197,7 +214,7 @@ class EngineJobOperator:
         if outcome is None:
             return {"PASS_THROUGH"}
         self._end_ui(context)
-        return self._conclude(context, self._plan, *outcome)
+        return self._conclude(context, self._plan, self._job, *outcome)
 
     def _show_progress(self, context, progress) -> None:
         text = f"BetterDepth {self._plan.label}: {progress.message} ({progress.fraction:.0%}) - Esc to cancel"
@@ -240,7 +257,7 @@ class EngineJobOperator:
     @staticmethod
     def parameters(plan: Plan, meta: dict) -> dict:
         return {"source": plan.source, "image": str(plan.image_path.name), "camera": plan.camera_name,
-                "request": plan.sections, "engine": meta}
+                "request": plan.sections, "engine_job": plan.job_id, "engine": meta}
 
     @staticmethod
     def photo_image(plan: Plan, meta: dict, created: scene_build.Created) -> bpy.types.Image:

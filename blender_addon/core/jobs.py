@@ -8,6 +8,7 @@ Blender data must never be touched off the main thread.
 from __future__ import annotations
 
 import enum
+import json
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -90,11 +91,32 @@ class JobRequest:
     mesh: dict | None = None
     relief: dict | None = None
     results: tuple[str, ...] = ()  # files to fetch; empty: the task's usual ones (RESULT_FILES)
+    reuse_job: str | None = None  # an earlier job on the same image and models: its depth, no model run
 
     def __post_init__(self):
         if self.task not in RESULT_FILES:
             raise ValueError(f"Unknown task '{self.task}'; use one of {', '.join(RESULT_FILES)}.")
         self.results = tuple(self.results) or RESULT_FILES[self.task]
+
+
+class DepthJobs:
+    """Which engine job holds the depth of which input (this Blender session only), so that Create Mesh after
+    Estimate Depth on the same image with the same models reuses it instead of running the models again."""
+
+    def __init__(self):
+        self._jobs: dict[tuple, str] = {}
+
+    @staticmethod
+    def key(engine: tuple, input_key: tuple | None, estimate: dict) -> tuple | None:
+        """None when the input cannot be recognised again (a camera render, an edited image)."""
+        return None if input_key is None else (engine, input_key, json.dumps(estimate, sort_keys=True))
+
+    def get(self, key: tuple | None) -> str | None:
+        return None if key is None else self._jobs.get(key)
+
+    def remember(self, key: tuple | None, job_id: str) -> None:
+        if key is not None:
+            self._jobs[key] = job_id
 
 
 class EngineJob:
@@ -112,6 +134,7 @@ class EngineJob:
         self.events: queue.Queue = queue.Queue()
         self.progress = JobProgress(JobState.PREPARING, message="Preparing")
         self.job_id: str | None = None
+        self.reused = False  # True when the engine reused an earlier job's depth
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self._preview_stage = None
@@ -172,13 +195,15 @@ class EngineJob:
         self._move(JobState.SUBMITTING, message="Connecting to the engine")
         self.client = self._connect()
         self._check_cancel()
-        self._move(JobState.SUBMITTING, message="Sending the image to the engine")
-        image = Path(request.image_path)
         sections = {name: value for name, value in
                     (("estimate", request.estimate), ("mesh", request.mesh), ("relief", request.relief))
                     if value is not None}
-        # Uploading works the same for a local and a remote engine, and needs no shared folders.
-        job = self.client.submit(request.task, image_bytes=image.read_bytes(), filename=image.name, **sections)
+        job = self._submit_reusing(sections) if request.reuse_job else None
+        if job is None:
+            self._move(JobState.SUBMITTING, message="Sending the image to the engine")
+            image = Path(request.image_path)
+            # Uploading works the same for a local and a remote engine, and needs no shared folders.
+            job = self.client.submit(request.task, image_bytes=image.read_bytes(), filename=image.name, **sections)
         self.job_id = job["job_id"]
         if self._cancel.is_set():  # cancelled while submitting: the engine job exists now, so stop it there
             self.cancel()
@@ -210,6 +235,19 @@ class EngineJob:
                 on_preview(payload)
             else:
                 return kind, payload
+
+    def _submit_reusing(self, sections: dict) -> dict | None:
+        """Submit on the earlier job's depth; None when the engine no longer has that job (restarted, or its
+        retention deleted it), so the caller sends the image instead."""
+        self._move(JobState.SUBMITTING, message="Reusing the depth of the last job on this image")
+        try:
+            job = self.client.submit(self.request.task, reuse_job=self.request.reuse_job, **sections)
+        except Exception as error:
+            if getattr(error, "code", None) != "NOT_FOUND":
+                raise
+            return None
+        self.reused = True
+        return job
 
     def start(self) -> None:
         """Run on a daemon worker thread; follow `events` on the main thread."""

@@ -67,6 +67,32 @@ def test_poll_follows_a_thread_to_its_end(engine, photo_path, tmp_path):
     assert not job.running
 
 
+def test_reuse_takes_the_earlier_depth_and_falls_back_when_it_is_gone(engine, photo_path, tmp_path):
+    client = engine.client()
+    first = EngineJob(lambda: client, JobRequest("estimate", photo_path), tmp_path / "first")
+    first.run()
+    mesh = EngineJob(lambda: client, JobRequest("mesh", photo_path, reuse_job=first.job_id), tmp_path / "mesh")
+    files = mesh.run()
+    assert mesh.reused and json.loads(files["meta.json"].read_text())["reused_from"] == first.job_id
+    assert np.array_equal(np.load(files["disparity.npy"]), np.load(tmp_path / "first" / "disparity.npy"))
+    client.delete(first.job_id)  # e.g. the engine's retention removed it
+    again = EngineJob(lambda: client, JobRequest("mesh", photo_path, reuse_job=first.job_id), tmp_path / "again")
+    files = again.run()
+    assert not again.reused and json.loads(files["meta.json"].read_text())["reused_from"] is None
+
+
+def test_depth_jobs_recognise_the_same_input_and_models_only():
+    from blender_addon.core.jobs import DepthJobs
+
+    jobs = DepthJobs()
+    key = DepthJobs.key(("MANAGED", ""), ("/a.jpg", 1, 2), {"base": "default", "seed": 0})
+    jobs.remember(key, "job-1")
+    assert jobs.get(DepthJobs.key(("MANAGED", ""), ("/a.jpg", 1, 2), {"seed": 0, "base": "default"})) == "job-1"
+    assert jobs.get(DepthJobs.key(("MANAGED", ""), ("/a.jpg", 1, 3), {"base": "default", "seed": 0})) is None
+    assert jobs.get(DepthJobs.key(("MANAGED", ""), ("/a.jpg", 1, 2), {"base": "other", "seed": 0})) is None
+    assert DepthJobs.key(("MANAGED", ""), None, {}) is None and jobs.get(None) is None
+
+
 def test_thread_reports_a_bad_image_as_the_engine_error(engine, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8 this is not a JPEG")

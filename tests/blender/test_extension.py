@@ -230,6 +230,26 @@ def test_estimate_depth_makes_float_non_color_images(scene, photo_path):
     assert parameters["request"]["estimate"]["base"] == "default" and parameters["source"] == "IMAGE"
 
 
+def test_create_mesh_after_estimate_reuses_the_depth(scene, photo_path, addon):
+    assert bpy.ops.betterdepth.estimate_depth(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    estimate_job = json.loads(bpy.data.images[f"{photo_path.stem} depth"]["betterdepth"])["engine_job"]
+    before = _snapshot()
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    (obj,) = [o for o in _new_objects(before) if o.type == "MESH"]
+    assert _parameters(obj)["engine"]["reused_from"] == estimate_job  # no model run
+    before = _snapshot()
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path), reuse_depth=False) == {
+        "FINISHED"}
+    (fresh,) = [o for o in _new_objects(before) if o.type == "MESH"]
+    assert _parameters(fresh)["engine"]["reused_from"] is None
+    # The engine forgot the latest job on this photo (restart, retention): the next one sends the image again.
+    addon.engine.connect(addon.engine.settings()).delete(_parameters(fresh)["engine_job"])
+    before = _snapshot()
+    assert bpy.ops.betterdepth.create_relief(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    (relief,) = _new_objects(before)
+    assert _parameters(relief)["engine"]["reused_from"] is None
+
+
 def test_relief_is_a_solid_on_the_ground(scene, photo_path):
     before = _snapshot()
     result = bpy.ops.betterdepth.create_relief(source="FILE", filepath=str(photo_path), width=2.0, depth=0.2,
