@@ -101,7 +101,7 @@ def test_relief_job_writes_height_maps_with_displace_settings(client, images_dir
     assert height.dtype == np.uint16 and height.shape == (64, 96)
 
 
-def test_remeshing_reuses_the_depth_without_running_the_models(client, images_dir):
+def test_remeshing_reuses_the_depth_without_running_the_models(engine, client, images_dir):
     first = client.submit("estimate", image_path=images_dir / "crop04.png")
     client.wait(first["job_id"])
     again = client.submit("mesh", reuse_job=first["job_id"], mesh={"min_angle_deg": 8.0})
@@ -110,6 +110,9 @@ def test_remeshing_reuses_the_depth_without_running_the_models(client, images_di
     assert meta["reused_from"] == first["job_id"] and "base" not in meta["timings_s"]
     assert meta["recon_options"]["min_angle_deg"] == 8.0
     assert client.result_bytes(again["job_id"], "disparity.npy") == client.result_bytes(first["job_id"], "disparity.npy")
+    log = (engine.state_dir / "engine.log").read_text()
+    assert f"job {first['job_id']}: base" in log and f"job {again['job_id']}: reconstruct" in log
+    assert f"job {again['job_id']}: base" not in log and f"job {again['job_id']}: refine" not in log
     assert "mesh.npz" in final["results"]
 
 
