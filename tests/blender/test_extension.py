@@ -405,7 +405,19 @@ def test_check_setup_and_engine_box(scene, prefs, addon, photo_path):
         bpy.ops.betterdepth.check_setup()
     prefs.token = managed.token
     assert bpy.ops.betterdepth.check_setup() == {"FINISHED"}
-    prefs.engine_mode, prefs.engine_python = "MANAGED", "/nonexistent/python"
+    # A Python without the engine: the managed engine cannot start, and the job says so with its log.
+    prefs.engine_mode, prefs.engine_python = "MANAGED", "/usr/bin/python3"
+    assert bpy.ops.betterdepth.engine_stop() == {"FINISHED"} and not addon.engine.managed_running()
+    before = _snapshot()
+    try:
+        with pytest.raises(RuntimeError, match="The engine did not start.*engine.stderr.log"):
+            bpy.ops.betterdepth.estimate_depth(source="FILE", filepath=str(photo_path))
+    finally:
+        from .conftest import ENGINE_PYTHON
+
+        prefs.engine_python = ENGINE_PYTHON
+    assert _snapshot() == before
+    prefs.engine_python = "/nonexistent/python"
     try:
         with pytest.raises(RuntimeError, match="Engine Python preference names a missing file"):
             bpy.ops.betterdepth.check_setup()
