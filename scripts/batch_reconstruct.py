@@ -209,17 +209,17 @@ def main() -> int:
     for photo in photos:
         if all(path.is_file() for path in outputs_for(photo, args).values()):
             skipped += 1
-            print(f"skip    {photo.name}  (outputs exist)", flush=True)
+            print(f"skip    {photo.name:<28}(outputs exist)", flush=True)
             continue
         clock = time.perf_counter()
         try:
             summary = reconstruct_one(photo, args)
         except (RuntimeError, OSError) as error:  # operator errors arrive as RuntimeError with their report
             failed[photo.name] = str(error).strip().removeprefix("Error: ")
-            print(f"FAILED  {photo.name}  {time.perf_counter() - clock:6.1f} s  {failed[photo.name]}", flush=True)
+            print(f"FAILED  {photo.name:<28}{time.perf_counter() - clock:6.1f} s  {failed[photo.name]}", flush=True)
             continue
         done += 1
-        print(f"ok      {photo.name}  {time.perf_counter() - clock:6.1f} s  {summary}", flush=True)
+        print(f"ok      {photo.name:<28}{time.perf_counter() - clock:6.1f} s  {summary}", flush=True)
     bpy.ops.betterdepth.engine_stop()
     report = {"done": done, "skipped": skipped, "failed": failed, "seconds": round(time.perf_counter() - started, 1)}
     report_path = args.output / "batch_report.json"
