@@ -209,8 +209,16 @@ class EngineJobOperator:
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        outcome = self._job.poll(partial(self._show_progress, context), partial(self._show_preview, context),
-                                 block=False)
+        try:
+            outcome = self._job.poll(partial(self._show_progress, context), partial(self._show_preview, context),
+                                     block=False)
+        except Exception as error:  # noqa: BLE001 - a UI update failed: never leave a job or a timer behind
+            traceback.print_exc()
+            self._job.cancel()
+            self._end_ui(context)
+            shutil.rmtree(self._plan.folder, ignore_errors=True)
+            return _report_error(self, JobError("UI_ERROR", f"Showing the job's progress failed ({error}).",
+                                                "The job was cancelled; the system console has the details."))
         if outcome is None:
             return {"PASS_THROUGH"}
         self._end_ui(context)
