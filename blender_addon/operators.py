@@ -252,7 +252,8 @@ class EngineJobOperator:
         window_manager = context.window_manager
         window_manager.event_timer_remove(self._timer)
         window_manager.progress_end()
-        context.workspace.status_text_set(None)
+        if context.workspace is not None:  # None while a file is being loaded
+            context.workspace.status_text_set(None)
         if context.area is not None:
             context.area.header_text_set(None)
         ActiveJob.job = None
