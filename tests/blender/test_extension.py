@@ -426,3 +426,15 @@ def test_check_setup_and_engine_box(scene, prefs, addon, photo_path):
 
         prefs.engine_python = ENGINE_PYTHON
     assert MODULE in bpy.context.preferences.addons
+
+
+def test_sidebar_inputs_feed_the_job_buttons(scene, photo_path):
+    """The panel passes the scene's input choice to the buttons; the same options run a job."""
+    inputs = scene.betterdepth_inputs
+    inputs.source, inputs.filepath = "FILE", str(photo_path)
+    inputs.image = bpy.data.images.new("ignored for FILE", 8, 8)
+    options = inputs.operator_options()
+    assert options == {"source": "FILE", "filepath": str(photo_path), "image_name": ""}
+    assert bpy.ops.betterdepth.estimate_depth(**options) == {"FINISHED"}
+    inputs.source = "IMAGE"
+    assert inputs.operator_options() == {"source": "IMAGE", "filepath": "", "image_name": "ignored for FILE"}
