@@ -39,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--formats", default="blend", help=f"comma-separated, of {', '.join(FORMATS)}")
     parser.add_argument("--max-faces", type=int, default=0, help="decimate meshes to this many faces (0: off)")
     parser.add_argument("--fov-deg", type=float, default=0.0, help="field of view (0: EXIF, else 55 degrees)")
+    parser.add_argument("--width", type=float, default=2.0, help="relief/plane width across the image (units)")
+    parser.add_argument("--depth", type=float, default=0.2, help="relief/plane height of the nearest point")
     parser.add_argument("--engine-python", default="", help="the engine environment's Python (managed engine)")
     parser.add_argument("--url", default="", help="an external engine's URL (with --token)")
     parser.add_argument("--token", default="")
@@ -173,6 +175,8 @@ def reconstruct_one(photo: Path, args: argparse.Namespace) -> str:
     options = {"source": "FILE", "filepath": str(photo)}
     if args.mode == "mesh":
         options.update(max_faces=args.max_faces, fov_deg=args.fov_deg)
+    else:
+        options.update(width=args.width, depth=args.depth)
     operator(**options)
     results = [obj for obj in bpy.context.scene.objects if obj.type == "MESH"]
     outputs = outputs_for(photo, args)
