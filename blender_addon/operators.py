@@ -12,6 +12,7 @@ what was built, so a failed or cancelled job leaves the scene unchanged.
 import json
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -456,6 +457,15 @@ class EngineStatus:
     error: str = ""
     checked_at: float = 0.0
 
+    @classmethod
+    def refresh(cls, settings) -> None:
+        """Ask the engine (starting a managed one if needed); safe on a worker thread (no Blender data)."""
+        try:
+            cls.health, cls.error = engine.connect(settings).health(), ""
+        except Exception as error:  # noqa: BLE001
+            cls.health, cls.error = None, JobError.from_exception(error).report()
+        cls.checked_at = time.time()
+
 
 class BETTERDEPTH_OT_engine_status(bpy.types.Operator):
     """Ask the engine for its versions, device, memory and loaded models"""
@@ -468,11 +478,7 @@ class BETTERDEPTH_OT_engine_status(bpy.types.Operator):
         if settings.mode == "MANAGED" and not engine.managed_running():
             EngineStatus.health, EngineStatus.error = None, "Not running (starts on first use)."
             return {"FINISHED"}
-        try:
-            EngineStatus.health, EngineStatus.error = engine.connect(settings).health(), ""
-        except Exception as error:  # noqa: BLE001
-            EngineStatus.health, EngineStatus.error = None, JobError.from_exception(error).report()
-        EngineStatus.checked_at = time.time()
+        EngineStatus.refresh(settings)
         return {"FINISHED"}
 
 
@@ -484,6 +490,12 @@ class BETTERDEPTH_OT_engine_start(bpy.types.Operator):
 
     def execute(self, context):
         settings = engine.settings(context)
+        if not bpy.app.background:  # starting takes seconds: the UI goes on; the panel shows the outcome
+            EngineStatus.health, EngineStatus.error = None, "Starting..."
+            threading.Thread(target=EngineStatus.refresh, args=(settings,), name="betterdepth-start",
+                             daemon=True).start()
+            self.report({"INFO"}, "BetterDepth engine starting; Refresh Status shows when it is up.")
+            return {"FINISHED"}
         try:
             health = engine.connect(settings).health()
         except Exception as error:  # noqa: BLE001
