@@ -438,3 +438,17 @@ def test_sidebar_inputs_feed_the_job_buttons(scene, photo_path):
     assert bpy.ops.betterdepth.estimate_depth(**options) == {"FINISHED"}
     inputs.source = "IMAGE"
     assert inputs.operator_options() == {"source": "IMAGE", "filepath": "", "image_name": "ignored for FILE"}
+
+
+def test_panel_drawing_uses_what_this_blender_has(addon):
+    """The panels cannot be drawn without a window; check the UI names they use against this Blender's API."""
+    import inspect
+    import re
+
+    icons = set(bpy.types.UILayout.bl_rna.functions["operator"].parameters["icon"].enum_items.keys())
+    source = "".join(inspect.getsource(module) for module in (addon.panels, addon.preferences))
+    used = set(re.findall(r'icon="([A-Z_0-9]+)"', source)) | set(re.findall(r'\("\w+", "([A-Z_0-9]+)"\)', source))
+    assert used and used <= icons, sorted(used - icons)
+    progress = bpy.types.UILayout.bl_rna.functions["progress"].parameters
+    assert {"factor", "type", "text"} <= set(progress.keys())
+    assert "BAR" in progress["type"].enum_items.keys()
