@@ -28,7 +28,6 @@ from .core.camera import params_from_intrinsics
 from .core.engine_setup import Finding, check_setup
 from .core.jobs import DepthJobs, EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
-from .core.pixels import orientation_from_notes
 from .preferences import get_preferences
 from .properties import SOURCES
 
@@ -276,7 +275,7 @@ class EngineJobOperator:
                                                                                                 created)
         if not plan.image_name and plan.folder in plan.image_path.parents:
             image.pack()  # a render or a converted copy: the job's temporary folder goes away
-        orientation = orientation_from_notes(meta.get("image", {}).get("notes", []))
+        orientation = meta.get("image", {}).get("exif_orientation", 1)
         if orientation != 1:
             image = scene_build.oriented_copy(image, orientation, created)
         return image

@@ -111,7 +111,8 @@ def _image_meta(image, image_path: Path | None, request: dict) -> dict:
         "path": source.get("path") or (str(image_path) if request.get("reuse_job") else None),
         "upload_id": source.get("upload_id"),
         "width": image.width, "height": image.height,
-        "focal_length_35mm": image.focal_length_35mm, "notes": image.notes,
+        "focal_length_35mm": image.focal_length_35mm, "exif_orientation": image.exif_orientation,
+        "notes": image.notes,
     }
 
 

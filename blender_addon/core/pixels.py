@@ -6,21 +6,7 @@ add-on turns the photo's texture the same way to match the mesh the engine built
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
-
-_NOTE = re.compile(r"applied EXIF orientation (\d)")
-
-
-def orientation_from_notes(notes: list[str]) -> int:
-    """The EXIF orientation the engine applied (its image notes say so), 1 when none."""
-    for note in notes or ():
-        match = _NOTE.search(note)
-        if match:
-            return int(match.group(1))
-    return 1
-
 
 def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     """An H x W x C array (row 0 at the top) as the camera saw it, for EXIF orientation 1..8."""

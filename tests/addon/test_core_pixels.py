@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from betterdepth_engine.images import load_image
-from blender_addon.core.pixels import orient, orientation_from_notes, srgb_from_linear_rgba
+from blender_addon.core.pixels import orient, srgb_from_linear_rgba
 from tests.conftest import random_rgb
 
 
@@ -21,7 +21,7 @@ def test_orient_matches_the_engine(tmp_path, orientation):
     loaded = load_image(path)  # the engine's own loader
     assert np.array_equal(orient(pixels, orientation), loaded.rgb)
     assert np.array_equal(loaded.rgb, np.asarray(ImageOps.exif_transpose(Image.open(path))))
-    assert orientation_from_notes(loaded.notes) == orientation
+    assert loaded.exif_orientation == orientation  # what the engine reports in meta.json
 
 
 def test_srgb_encoding_matches_the_standard_curve():

@@ -70,6 +70,7 @@ def test_estimate_job_reports_real_progress_and_its_results(client, images_dir):
     assert disparity.shape == (64, 96) and disparity.dtype == np.float32
     meta = json.loads(client.result_bytes(job["job_id"], "meta.json"))
     assert meta["estimate"]["denoising_steps"] == 3 and meta["estimate"]["seed"] == 7
+    assert meta["image"]["width"] == 96 and meta["image"]["exif_orientation"] == 1
     assert Image.open(io.BytesIO(client.result_bytes(job["job_id"], "preview.png"))).size[0] == 96
 
 
