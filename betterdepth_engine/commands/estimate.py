@@ -19,6 +19,9 @@ Always written, per image (STEM = the image's file name without extension):
   OUT/STEM_base_disparity.npy  the base prediction used as conditioning, same frame and size
   OUT/STEM_meta.json           models, settings, timings, value ranges
 Disparity is affine-invariant (larger = nearer, unknown scale and shift), in the base model's frame.
+On request: STEM_disparity.png (16-bit, 0 = invalid), .exr, _disparity_color.png, and _side_by_side.png
+(labelled panels image | base | refined | normals with a colour bar: red = near, blue = far).
+Inputs with the same STEM would overwrite each other's files and are refused before anything runs.
 """
 
 EPILOG = """\

@@ -115,12 +115,13 @@ def run(args) -> int:
     from betterdepth_engine.commands.estimate import resolve_device
     from betterdepth_engine.errors import BetterDepthError
     from betterdepth_engine.eval import report, runner
-    from betterdepth_engine.fileio import write_files_atomically
+    from betterdepth_engine.fileio import check_output_folder, write_files_atomically
     from betterdepth_engine.models.loading import load_base_model, load_refiner
     from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
 
     if args.limit is not None and args.limit < 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--limit must be at least 1.", "Or leave it out.")
+    check_output_folder(args.output)  # before hours of evaluation, not after
     dataset = open_dataset(args)
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     protocol = dataset.protocol
