@@ -4,11 +4,11 @@ Used by `--base-dir`, `betterdepth mesh`, evaluation (`--folder` and the benchma
 `estimate` and `mesh`. Reading returns the values as stored, as float64 H x W, with NaN where the file marks a
 pixel invalid; what the values mean (disparity, depth, units) is the caller's business.
 
-| format | reads | writes |
-|---|---|---|
-| `.npy` | any int/float H x W (H x W x 1 accepted); NaN = invalid; never unpickled | float32, NaN = invalid |
-| `.png` | 16-bit grayscale, integers as stored; **0 = invalid** (as depth sensors and `write_png16` write it) | 1..65535 over the finite range; `write_png16` returns the range |
-| `.exr` | the only channel, else the first of `EXR_CHANNELS` (last part of the name, any case: Blender's `ViewLayer.Depth.Z` is `Z`); NaN = invalid | float32, one channel `Y` |
+- `.npy`: reads any int/float H x W (H x W x 1 accepted), never unpickled; writes float32. NaN = invalid.
+- `.png`: reads 16-bit grayscale, the integers as stored; writes the finite range as 1..65535
+  (`png16_range` gives the mapping for the metadata). **0 = invalid**, as depth sensors write it.
+- `.exr`: reads the only channel, else the first of `EXR_CHANNELS` (the last part of the name, any case:
+  Blender's `ViewLayer.Depth.Z` is `Z`); writes float32, one channel `Y`. NaN = invalid.
 
 8-bit and colour PNGs are refused everywhere: 256 levels turn depth into terraces, and a colour map cannot be
 inverted.

@@ -133,7 +133,8 @@ def run(args) -> int:
         strength=args.strength, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
     )
     if args.batch_size < 1:
-        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.", "Use --batch-size 1 or more.")
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.",
+                               "Use --batch-size 1 or more.")
     if not args.far_near_ratio > 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--far-near-ratio must be above 1.", "Try 10.")
     image_paths = find_images(args.inputs)
