@@ -45,3 +45,17 @@ def test_ctrl_c_during_start_up_exits_cleanly(tmp_path):
     assert "Traceback" not in error
     assert error.strip() == "betterdepth: interrupted; no partial outputs were written."
     assert not (tmp_path / "out").exists()
+
+
+def test_estimate_help_states_the_shipped_refiners_defaults(capsys):
+    import json
+
+    from betterdepth_engine import cli
+
+    config = json.loads((REPO / "betterdepth_engine" / "weights" / "refiner" / "betterdepth_refiner.json").read_text())
+    with pytest.raises(SystemExit):
+        cli.main(["estimate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    steps = config["default_denoising_steps"]
+    assert f"shipped refiner: {steps} step{'s' if steps != 1 else ''} at {config['default_processing_resolution']} px" \
+        in help_text
