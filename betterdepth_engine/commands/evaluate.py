@@ -142,9 +142,10 @@ def run(args) -> int:
         try:
             sample = dataset[index]
             evaluation = runner.evaluate_sample(pipeline, sample, options, protocol, args.alignment, index)
-        except BetterDepthError as error:
-            failures.append({"index": index, "code": error.code, "message": str(error)})
-            tqdm.write(f"betterdepth: error [{error.code}] sample {index}: {error}", file=sys.stderr)
+        except Exception as error:  # any failure (a MemoryError too) is this sample's alone: record it, go on
+            code = error.code if isinstance(error, BetterDepthError) else type(error).__name__
+            failures.append({"index": index, "code": code, "message": str(error)})
+            tqdm.write(f"betterdepth: error [{code}] sample {index}: {error}", file=sys.stderr)
             continue
         evaluations.append(evaluation)
         if index in sheet_indices:
