@@ -54,9 +54,11 @@ def test_hf_hub_offline_is_honoured_without_any_request(empty_hub_cache, blocked
 
 
 class _NotFoundHub(http.server.BaseHTTPRequestHandler):
-    def do_HEAD(self):  # noqa: N802  (the name http.server calls)
+    def do_GET(self):  # noqa: N802  (the name http.server calls)
         self.send_response(404 if "no-such" in self.path else 200)
+        self.send_header("Content-Type", "application/json")
         self.end_headers()
+        self.wfile.write(b"{}")
 
     def log_message(self, *args):
         pass
