@@ -41,8 +41,10 @@ class LoadedImage:
         return self.rgb.shape[1]
 
 
-def _bad_image(path: Path, what: str,
-               hint: str = "Use a JPEG, PNG, TIFF, BMP or WebP file that opens in an image viewer.") -> BetterDepthError:
+IMAGE_HINT = "Use a JPEG, PNG, TIFF, BMP or WebP file that opens in an image viewer."
+
+
+def _bad_image(path: Path, what: str, hint: str = IMAGE_HINT) -> BetterDepthError:
     return BetterDepthError(BetterDepthError.BAD_IMAGE, f"Cannot read image '{path}': {what}", hint)
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.default_base import DefaultBaseModel
