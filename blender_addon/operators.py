@@ -22,7 +22,8 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import engine, inputs, scene_build
+from . import engine, inputs, scene_align, scene_build
+from .core.alignment import AlignmentError
 from .core.camera import params_from_intrinsics
 from .core.engine_setup import Finding, check_setup
 from .core.jobs import DepthJobs, EngineJob, JobError, JobRequest
@@ -81,6 +82,9 @@ class EngineJobOperator:
     reuse_depth: BoolProperty(name="Reuse Depth", default=True,
                               description="Use the depth of the last job on this unchanged image with the same "
                                           "models, if the engine still has it, instead of running the models")
+    base_prediction: StringProperty(name="External Depth", subtype="FILE_PATH",
+                                    description="Plug-and-play: a disparity map from any depth model (.npy, 16-bit "
+                                                "PNG or EXR, the image's size) used instead of the base model")
 
     # -- to implement -------------------------------------------------------------------------------------
     def sections(self, context, plan: Plan) -> dict:
@@ -128,8 +132,16 @@ class EngineJobOperator:
             settings = engine.settings(context)
             plan.depth_key = DepthJobs.key((settings.mode, settings.url if settings.mode == "EXTERNAL" else ""),
                                            input_key, plan.sections["estimate"])
+            base_prediction = None
+            if self.base_prediction:
+                base_prediction = Path(bpy.path.abspath(self.base_prediction))
+                if not base_prediction.is_file():
+                    raise JobError("BAD_DEPTH", f"No depth file at '{base_prediction}'.",
+                                   "Choose an existing .npy, 16-bit PNG or EXR disparity file.")
+                plan.depth_key = None  # the depth comes from that file, not from the models: never reused
             reuse_job = DEPTH_JOBS.get(plan.depth_key) if self.reuse_depth else None
-            request = JobRequest(self.task, plan.image_path, results=results, reuse_job=reuse_job, **plan.sections)
+            request = JobRequest(self.task, plan.image_path, results=results, reuse_job=reuse_job,
+                                 base_prediction=base_prediction, **plan.sections)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -313,6 +325,9 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
     max_faces: IntProperty(name="Max Faces", default=0, min=0, description="Decimate to this many faces (0: off)")
     fov_deg: FloatProperty(name="Field of View", default=0.0, min=0.0, max=179.0,
                            description="For photos, across the longer side (0: the photo's EXIF, else 55)")
+    align_to_scene: BoolProperty(name="Align to Scene", default=True,
+                                 description="Camera renders: scale the depth to the scene's own geometry (ray cast "
+                                             "from the camera), so the mesh lands on it in scene units")
 
     def sections(self, context, plan):
         mesh = {"colors": "normal", "min_angle_deg": self.min_angle_deg,
@@ -328,8 +343,20 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
 
     def build(self, context, plan, files, created):
         meta = json.loads(files["meta.json"].read_text())
-        buffers = mesh_buffers(load_mesh_npz(files["mesh.npz"]))
+        arrays = load_mesh_npz(files["mesh.npz"])
+        alignment = None
+        if plan.camera_name and self.align_to_scene:
+            try:
+                arrays, alignment = scene_align.align_mesh(context, bpy.data.objects[plan.camera_name], arrays,
+                                                           np.load(files["disparity.npy"]), meta["mesh"]["camera"])
+            except AlignmentError as error:
+                alignment = {"error": str(error)}
+                self.report({"WARNING"}, f"BetterDepth: not aligned to the scene: {error} The mesh keeps the "
+                                         "engine's depth range; add geometry in view or turn Align to Scene off.")
+        buffers = mesh_buffers(arrays)
         mesh = created.add(scene_build.build_mesh(f"{plan.label} depth mesh", buffers))
+        if alignment and "scale" in alignment:
+            scene_align.refresh_normal_colors(mesh, scene_build.NORMAL_COLORS)
         mesh.materials.append(created.add(
             scene_build.photo_material(f"{plan.label} photo", self.photo_image(plan, meta, created))))
         obj = created.add(scene_build.link_object(context, f"{plan.label} depth mesh", mesh))
@@ -343,8 +370,12 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
             created.add(camera.data)
             context.view_layer.update()  # world matrices follow rotation only after an update
         obj.matrix_world = camera.matrix_world.copy()
-        scene_build.store_parameters(obj, self.parameters(plan, meta))
-        return f"mesh '{obj.name}' with {buffers.vertex_count} vertices seen from camera '{camera.name}'"
+        scene_build.store_parameters(obj, {**self.parameters(plan, meta), "alignment": alignment})
+        summary = f"mesh '{obj.name}' with {buffers.vertex_count} vertices seen from camera '{camera.name}'"
+        if alignment and "scale" in alignment:
+            obj[scene_align.ERROR_PROPERTY] = alignment["median_relative_error"]
+            summary += f", aligned to the scene (median depth error {alignment['median_relative_error']:.1%})"
+        return summary
 
 
 class BETTERDEPTH_OT_create_relief(EngineJobOperator, bpy.types.Operator):

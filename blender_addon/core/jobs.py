@@ -92,6 +92,7 @@ class JobRequest:
     relief: dict | None = None
     results: tuple[str, ...] = ()  # files to fetch; empty: the task's usual ones (RESULT_FILES)
     reuse_job: str | None = None  # an earlier job on the same image and models: its depth, no model run
+    base_prediction: Path | None = None  # a disparity file from any depth model, used as the base (uploaded)
 
     def __post_init__(self):
         if self.task not in RESULT_FILES:
@@ -198,6 +199,12 @@ class EngineJob:
         sections = {name: value for name, value in
                     (("estimate", request.estimate), ("mesh", request.mesh), ("relief", request.relief))
                     if value is not None}
+        if request.base_prediction is not None:
+            self._move(JobState.SUBMITTING, message="Sending the external depth to the engine")
+            path = Path(request.base_prediction)
+            upload = self.client.upload(path.read_bytes(), path.name)
+            sections["estimate"] = {**sections["estimate"],
+                                    "base_prediction": {"upload_id": upload["upload_id"], "space": "disparity"}}
         job = self._submit_reusing(sections) if request.reuse_job else None
         if job is None:
             self._move(JobState.SUBMITTING, message="Sending the image to the engine")

@@ -1,0 +1,178 @@
+"""The artist and studio features in real Blender against a real engine: scene-aligned meshes from camera renders.
+
+Each operator runs through its synchronous path (background mode), as `blender -b` and the batch script run it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import bpy
+import numpy as np
+import pytest
+from mathutils import Vector
+
+from .conftest import MODULE
+
+
+def _textured_scene(scene, width=128, height=96):
+    """A floor with a colour grid, a box and a ball, seen obliquely by a camera with lens shift; the floor fills
+    the view (no sky). Rendered by Workbench with the texture, shadows and cavity as depth cues."""
+    render = scene.render
+    render.engine = "BLENDER_WORKBENCH"
+    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    shading = scene.display.shading
+    shading.light, shading.color_type = "STUDIO", "TEXTURE"
+    shading.show_shadows, shading.show_cavity = True, True
+    bpy.ops.mesh.primitive_plane_add(size=40)
+    floor = bpy.context.active_object
+    grid = bpy.data.images.new("grid", 1024, 1024)
+    grid.generated_type = "COLOR_GRID"
+    material = bpy.data.materials.new("grid")
+    material.use_nodes = True
+    texture = material.node_tree.nodes.new("ShaderNodeTexImage")
+    texture.image = grid
+    shader = material.node_tree.nodes["Principled BSDF"]
+    material.node_tree.links.new(texture.outputs["Color"], shader.inputs["Base Color"])
+    floor.data.materials.append(material)
+    bpy.ops.mesh.primitive_cube_add(size=1.6, location=(-1.2, 1.0, 0.8), rotation=(0, 0, 0.5))
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.9, location=(1.4, 2.5, 0.9))
+    camera = bpy.data.cameras.new("shot")
+    camera.lens, camera.shift_x = 35.0, 0.05
+    obj = bpy.data.objects.new("shot", camera)
+    scene.collection.objects.link(obj)
+    obj.location, obj.rotation_euler = (0.0, -6.0, 4.0), (math.radians(58), 0.0, 0.0)
+    scene.camera = obj
+    bpy.context.view_layer.update()
+    return obj
+
+
+def _floor_scene(scene):
+    """The simple scene the shipped models handle: a plain floor filling a 128 x 96 view at 35 degrees down."""
+    render = scene.render
+    render.engine = "BLENDER_WORKBENCH"
+    render.resolution_x, render.resolution_y, render.resolution_percentage = 128, 96, 100
+    shading = scene.display.shading
+    shading.light, shading.color_type, shading.show_shadows = "STUDIO", "RANDOM", True  # as measured
+    bpy.ops.mesh.primitive_plane_add(size=300)
+    camera = bpy.data.cameras.new("shot")
+    camera.lens, camera.shift_x = 30.0, 0.05
+    obj = bpy.data.objects.new("shot", camera)
+    scene.collection.objects.link(obj)
+    obj.location, obj.rotation_euler = (0.0, -6.0, 1.8), (math.radians(55), 0.0, 0.0)
+    scene.camera = obj
+    bpy.context.view_layer.update()
+    return obj
+
+
+def _pixel_rays(scene, camera):
+    """World ray directions through every pixel centre (rows top to bottom), from the camera's view frame
+    (Blender's own sensor fit, shift and aspect rules; independent of the add-on's intrinsics)."""
+    width, height = scene.render.resolution_x, scene.render.resolution_y
+    top_right, bottom_right, bottom_left, top_left = camera.data.view_frame(scene=scene)
+    u = (np.arange(width) + 0.5) / width
+    v = (np.arange(height) + 0.5) / height
+    tl, tr, bl = (np.array(corner) for corner in (top_left, top_right, bottom_left))
+    local = tl + u[None, :, None] * (tr - tl) + v[:, None, None] * (bl - tl)
+    return local.reshape(-1, 3)
+
+
+def _true_depth(scene, camera) -> np.ndarray:
+    """Depth along the camera axis of the first surface at every pixel centre (H x W, NaN where nothing)."""
+    width, height = scene.render.resolution_x, scene.render.resolution_y
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    matrix = camera.matrix_world
+    depth = np.full(width * height, np.nan)
+    for index, direction in enumerate(_pixel_rays(scene, camera)):
+        hit, location, *_ = scene.ray_cast(depsgraph, matrix.translation,
+                                           (matrix.to_3x3() @ Vector(direction)).normalized())
+        if hit:
+            depth[index] = -(matrix.inverted() @ location).z
+    return depth.reshape(height, width)
+
+
+def _vertex_depth_error(obj, camera, scene, truth: np.ndarray) -> np.ndarray:
+    """Per vertex |depth - true depth at its pixel| / true depth (pixel read from its UV)."""
+    mesh = obj.data
+    count = len(mesh.vertices)
+    co = np.empty(3 * count, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    loops = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", loops)
+    loop_uvs = np.empty(2 * len(mesh.loops), np.float32)
+    mesh.uv_layers["UVMap"].data.foreach_get("uv", loop_uvs)
+    uvs = np.empty((count, 2), np.float32)
+    uvs[loops] = loop_uvs.reshape(-1, 2)
+    height, width = truth.shape
+    columns = np.rint(uvs[:, 0] * width - 0.5).astype(int)
+    rows = np.rint((1 - uvs[:, 1]) * height - 0.5).astype(int)
+    to_camera = np.array(camera.matrix_world.inverted() @ obj.matrix_world)
+    local = co.reshape(-1, 3).astype(np.float64) @ to_camera[:3, :3].T + to_camera[:3, 3]
+    true = truth[rows, columns]
+    return np.abs(-local[:, 2] - true) / true
+
+
+def _new_mesh(before: set):
+    (obj,) = [obj for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH"]
+    return obj
+
+
+@pytest.fixture
+def no_refiner(addon):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.refiner = "none"
+    yield
+    prefs.refiner = "default"
+
+
+def test_scene_aligned_mesh_is_exact_with_the_true_disparity(scene, no_refiner, tmp_path):
+    """The engine's depth replaced by the true disparity (External Depth, refiner off): after alignment every
+    vertex lies on the scene's surface, although the engine lifted it with its own depth range."""
+    camera = _textured_scene(scene, 96, 64)
+    truth = _true_depth(scene, camera)
+    assert np.isfinite(truth).all()
+    np.save(tmp_path / "true_disparity.npy", (1.0 / truth).astype(np.float32))
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="CAMERA", base_prediction=str(tmp_path / "true_disparity.npy"),
+                                          min_angle_deg=0.0) == {"FINISHED"}
+    obj = _new_mesh(before)
+    alignment = json.loads(obj["betterdepth"])["alignment"]
+    assert alignment["median_relative_error"] < 1e-5 and alignment["unplaced_vertices"] == 0
+    assert obj["betterdepth_alignment_error"] == alignment["median_relative_error"]
+    assert len(obj.data.vertices) == 96 * 64
+    assert _vertex_depth_error(obj, camera, scene, truth).max() < 1e-4
+    # Without alignment the same mesh has the engine's arbitrary depth range.
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="CAMERA", base_prediction=str(tmp_path / "true_disparity.npy"),
+                                          min_angle_deg=0.0, align_to_scene=False) == {"FINISHED"}
+    assert np.median(_vertex_depth_error(_new_mesh(before), camera, scene, truth)) > 0.1
+
+
+def test_scene_aligned_mesh_with_the_shipped_models(scene):
+    """The shipped models on a simple rendered scene, aligned: median relative depth error below 2 %.
+
+    The bar is about what the small shipped models reach: on this floor 1.8 % (2.1-2.5 % at 60-65 degrees
+    down); with a box and a ball on it 3.8 % (the shipped base exaggerates their relief). docs/architecture.md
+    has the numbers."""
+    camera = _floor_scene(scene)
+    truth = _true_depth(scene, camera)
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="CAMERA") == {"FINISHED"}
+    obj = _new_mesh(before)
+    error = np.median(_vertex_depth_error(obj, camera, scene, truth))
+    reported = json.loads(obj["betterdepth"])["alignment"]["median_relative_error"]
+    print(f"median relative depth error: vertices {error:.4f}, reported {reported:.4f}")
+    assert error < 0.02 and reported < 0.02
+    assert abs(error - reported) < 0.01  # the reported residual is the mesh's
+
+
+def test_alignment_without_geometry_in_view_warns_and_keeps_the_engine_depth(scene):
+    camera = _textured_scene(scene, 48, 32)
+    camera.rotation_euler = (math.radians(120), 0.0, 0.0)  # looking up at the sky
+    bpy.context.view_layer.update()
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="CAMERA") == {"FINISHED"}
+    obj = _new_mesh(before)
+    assert "error" in json.loads(obj["betterdepth"])["alignment"]
+    assert "betterdepth_alignment_error" not in obj
