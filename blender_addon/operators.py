@@ -12,6 +12,7 @@ what was built, so a failed or cancelled job leaves the scene unchanged.
 import json
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -221,8 +222,16 @@ class EngineJobOperator:
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        outcome = self._job.poll(partial(self._show_progress, context), partial(self._show_preview, context),
-                                 block=False)
+        try:
+            outcome = self._job.poll(partial(self._show_progress, context), partial(self._show_preview, context),
+                                     block=False)
+        except Exception as error:  # noqa: BLE001 - a UI update failed: never leave a job or a timer behind
+            traceback.print_exc()
+            self._job.cancel()
+            self._end_ui(context)
+            shutil.rmtree(self._plan.folder, ignore_errors=True)
+            return _report_error(self, JobError("UI_ERROR", f"Showing the job's progress failed ({error}).",
+                                                "The job was cancelled; the system console has the details."))
         if outcome is None:
             return {"PASS_THROUGH"}
         self._end_ui(context)
@@ -256,7 +265,8 @@ class EngineJobOperator:
         window_manager = context.window_manager
         window_manager.event_timer_remove(self._timer)
         window_manager.progress_end()
-        context.workspace.status_text_set(None)
+        if context.workspace is not None:  # None while a file is being loaded
+            context.workspace.status_text_set(None)
         if context.area is not None:
             context.area.header_text_set(None)
         ActiveJob.job = None
@@ -478,6 +488,15 @@ class EngineStatus:
     error: str = ""
     checked_at: float = 0.0
 
+    @classmethod
+    def refresh(cls, settings) -> None:
+        """Ask the engine (starting a managed one if needed); safe on a worker thread (no Blender data)."""
+        try:
+            cls.health, cls.error = engine.connect(settings).health(), ""
+        except Exception as error:  # noqa: BLE001
+            cls.health, cls.error = None, JobError.from_exception(error).report()
+        cls.checked_at = time.time()
+
 
 class BETTERDEPTH_OT_engine_status(bpy.types.Operator):
     """Ask the engine for its versions, device, memory and loaded models"""
@@ -490,11 +509,7 @@ class BETTERDEPTH_OT_engine_status(bpy.types.Operator):
         if settings.mode == "MANAGED" and not engine.managed_running():
             EngineStatus.health, EngineStatus.error = None, "Not running (starts on first use)."
             return {"FINISHED"}
-        try:
-            EngineStatus.health, EngineStatus.error = engine.connect(settings).health(), ""
-        except Exception as error:  # noqa: BLE001
-            EngineStatus.health, EngineStatus.error = None, JobError.from_exception(error).report()
-        EngineStatus.checked_at = time.time()
+        EngineStatus.refresh(settings)
         return {"FINISHED"}
 
 
@@ -506,6 +521,12 @@ class BETTERDEPTH_OT_engine_start(bpy.types.Operator):
 
     def execute(self, context):
         settings = engine.settings(context)
+        if not bpy.app.background:  # starting takes seconds: the UI goes on; the panel shows the outcome
+            EngineStatus.health, EngineStatus.error = None, "Starting..."
+            threading.Thread(target=EngineStatus.refresh, args=(settings,), name="betterdepth-start",
+                             daemon=True).start()
+            self.report({"INFO"}, "BetterDepth engine starting; Refresh Status shows when it is up.")
+            return {"FINISHED"}
         try:
             health = engine.connect(settings).health()
         except Exception as error:  # noqa: BLE001

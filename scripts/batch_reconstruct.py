@@ -39,6 +39,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--formats", default="blend", help=f"comma-separated, of {', '.join(FORMATS)}")
     parser.add_argument("--max-faces", type=int, default=0, help="decimate meshes to this many faces (0: off)")
     parser.add_argument("--fov-deg", type=float, default=0.0, help="field of view (0: EXIF, else 55 degrees)")
+    parser.add_argument("--width", type=float, default=2.0, help="relief/plane width across the image (units)")
+    parser.add_argument("--depth", type=float, default=0.2, help="relief/plane height of the nearest point")
     parser.add_argument("--engine-python", default="", help="the engine environment's Python (managed engine)")
     parser.add_argument("--url", default="", help="an external engine's URL (with --token)")
     parser.add_argument("--token", default="")
@@ -173,6 +175,8 @@ def reconstruct_one(photo: Path, args: argparse.Namespace) -> str:
     options = {"source": "FILE", "filepath": str(photo)}
     if args.mode == "mesh":
         options.update(max_faces=args.max_faces, fov_deg=args.fov_deg)
+    else:
+        options.update(width=args.width, depth=args.depth)
     operator(**options)
     results = [obj for obj in bpy.context.scene.objects if obj.type == "MESH"]
     outputs = outputs_for(photo, args)
@@ -209,17 +213,17 @@ def main() -> int:
     for photo in photos:
         if all(path.is_file() for path in outputs_for(photo, args).values()):
             skipped += 1
-            print(f"skip    {photo.name}  (outputs exist)", flush=True)
+            print(f"skip    {photo.name:<28}(outputs exist)", flush=True)
             continue
         clock = time.perf_counter()
         try:
             summary = reconstruct_one(photo, args)
         except (RuntimeError, OSError) as error:  # operator errors arrive as RuntimeError with their report
             failed[photo.name] = str(error).strip().removeprefix("Error: ")
-            print(f"FAILED  {photo.name}  {time.perf_counter() - clock:6.1f} s  {failed[photo.name]}", flush=True)
+            print(f"FAILED  {photo.name:<28}{time.perf_counter() - clock:6.1f} s  {failed[photo.name]}", flush=True)
             continue
         done += 1
-        print(f"ok      {photo.name}  {time.perf_counter() - clock:6.1f} s  {summary}", flush=True)
+        print(f"ok      {photo.name:<28}{time.perf_counter() - clock:6.1f} s  {summary}", flush=True)
     bpy.ops.betterdepth.engine_stop()
     report = {"done": done, "skipped": skipped, "failed": failed, "seconds": round(time.perf_counter() - started, 1)}
     report_path = args.output / "batch_report.json"

@@ -61,12 +61,17 @@ def test_batch_displacement_writes_the_float_height_map(extension_zip, photo_pat
     photos.mkdir()
     (photos / "a.png").write_bytes(photo_path.read_bytes())
     output = tmp_path / "out"
-    run = _batch(photos, output, extension_zip, tmp_path / "profile", "--mode", "displacement", "--formats", "exr")
+    run = _batch(photos, output, extension_zip, tmp_path / "profile", "--mode", "displacement", "--formats",
+                 "exr,blend", "--width", "3", "--depth", "0.5")
     assert run.returncode == 0, run.stdout + run.stderr
     height = bpy.data.images.load(str(output / "a.exr"))
     assert height.is_float and tuple(height.size) == (75, 50)
     pixels = np.empty(4 * 75 * 50, np.float32)
     height.pixels.foreach_get(pixels)
     assert pixels.min() >= 0 and pixels.max() == pytest.approx(1.0, abs=1e-3)  # 0 = base plane, 1 = nearest
+    bpy.ops.wm.open_mainfile(filepath=str(output / "a.blend"))
+    (plane,) = bpy.data.objects
+    assert plane.modifiers["BetterDepth Displace"].strength == pytest.approx(0.5)
+    assert plane.dimensions.x == pytest.approx(3.0, rel=1e-3)
     wrong = _batch(photos, output, extension_zip, tmp_path / "profile", "--formats", "exr")
     assert wrong.returncode == 2 and "needs --mode displacement" in wrong.stderr

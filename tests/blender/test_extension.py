@@ -405,7 +405,19 @@ def test_check_setup_and_engine_box(scene, prefs, addon, photo_path):
         bpy.ops.betterdepth.check_setup()
     prefs.token = managed.token
     assert bpy.ops.betterdepth.check_setup() == {"FINISHED"}
-    prefs.engine_mode, prefs.engine_python = "MANAGED", "/nonexistent/python"
+    # A Python without the engine: the managed engine cannot start, and the job says so with its log.
+    prefs.engine_mode, prefs.engine_python = "MANAGED", "/usr/bin/python3"
+    assert bpy.ops.betterdepth.engine_stop() == {"FINISHED"} and not addon.engine.managed_running()
+    before = _snapshot()
+    try:
+        with pytest.raises(RuntimeError, match="The engine did not start.*engine.stderr.log"):
+            bpy.ops.betterdepth.estimate_depth(source="FILE", filepath=str(photo_path))
+    finally:
+        from .conftest import ENGINE_PYTHON
+
+        prefs.engine_python = ENGINE_PYTHON
+    assert _snapshot() == before
+    prefs.engine_python = "/nonexistent/python"
     try:
         with pytest.raises(RuntimeError, match="Engine Python preference names a missing file"):
             bpy.ops.betterdepth.check_setup()
@@ -414,3 +426,29 @@ def test_check_setup_and_engine_box(scene, prefs, addon, photo_path):
 
         prefs.engine_python = ENGINE_PYTHON
     assert MODULE in bpy.context.preferences.addons
+
+
+def test_sidebar_inputs_feed_the_job_buttons(scene, photo_path):
+    """The panel passes the scene's input choice to the buttons; the same options run a job."""
+    inputs = scene.betterdepth_inputs
+    inputs.source, inputs.filepath = "FILE", str(photo_path)
+    inputs.image = bpy.data.images.new("ignored for FILE", 8, 8)
+    options = inputs.operator_options()
+    assert options == {"source": "FILE", "filepath": str(photo_path), "image_name": ""}
+    assert bpy.ops.betterdepth.estimate_depth(**options) == {"FINISHED"}
+    inputs.source = "IMAGE"
+    assert inputs.operator_options() == {"source": "IMAGE", "filepath": "", "image_name": "ignored for FILE"}
+
+
+def test_panel_drawing_uses_what_this_blender_has(addon):
+    """The panels cannot be drawn without a window; check the UI names they use against this Blender's API."""
+    import inspect
+    import re
+
+    icons = set(bpy.types.UILayout.bl_rna.functions["operator"].parameters["icon"].enum_items.keys())
+    source = "".join(inspect.getsource(module) for module in (addon.panels, addon.preferences))
+    used = set(re.findall(r'icon="([A-Z_0-9]+)"', source)) | set(re.findall(r'\("\w+", "([A-Z_0-9]+)"\)', source))
+    assert used and used <= icons, sorted(used - icons)
+    progress = bpy.types.UILayout.bl_rna.functions["progress"].parameters
+    assert {"factor", "type", "text"} <= set(progress.keys())
+    assert "BAR" in progress["type"].enum_items.keys()
