@@ -11,6 +11,7 @@ what was built, so a failed or cancelled job leaves the scene unchanged.
 
 import json
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -23,19 +24,30 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import engine, inputs, scene_align, scene_build
+from . import engine, inputs, rerun, scene_align, scene_build
 from .core.alignment import AlignmentError
 from .core.camera import params_from_intrinsics
 from .core.engine_setup import Finding, check_setup
 from .core.jobs import DepthJobs, EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
 from .core.pixels import orientation_from_notes
+from .core.provenance import file_sha256, record
 from .preferences import get_preferences
 from .properties import SOURCES
 
 
 
 DEPTH_JOBS = DepthJobs()
+
+
+def _addon_version() -> str:
+    import addon_utils
+
+    info = addon_utils.module_bl_info(sys.modules[__package__])  # 4.2+: from the extension's manifest
+    return ".".join(str(part) for part in info.get("version", ()))
+
+
+ADDON_VERSION = _addon_version()
 
 
 class ActiveJob:
@@ -62,6 +74,10 @@ class Plan:
     sections: dict = field(default_factory=dict)
     depth_key: tuple | None = None  # recognises this input and models again (DepthJobs)
     job_id: str = ""  # the engine's job, once it succeeded
+    source_path: str = ""  # the user's file (an image data-block's file), for provenance
+    image_sha256: str = ""  # of the file sent to the engine
+    camera: dict = field(default_factory=dict)  # the rendered camera: name, parameters, world matrix
+    rerun_of: str = ""  # the object a Re-run rebuilds
 
 
 def _report_error(operator, error: Exception) -> set[str]:
@@ -86,6 +102,9 @@ class EngineJobOperator:
     base_prediction: StringProperty(name="External Depth", subtype="FILE_PATH",
                                     description="Plug-and-play: a disparity map from any depth model (.npy, 16-bit "
                                                 "PNG or EXR, the image's size) used instead of the base model")
+    rerun_object: StringProperty(name="Re-run Object", options={"HIDDEN", "SKIP_SAVE"},
+                                 description="Rebuild this object on its stored depth (no model run) with these "
+                                             "options; it keeps its name, place and materials")
 
     # -- to implement -------------------------------------------------------------------------------------
     def sections(self, context, plan: Plan) -> dict:
@@ -112,7 +131,9 @@ class EngineJobOperator:
         try:
             plan = Plan(source, Path(), folder, label="")
             input_key = None
-            if source == "FILE":
+            if self.rerun_object:
+                plan, reuse_job = self._prepare_rerun(context, plan)
+            elif source == "FILE":
                 plan.image_path = inputs.checked_file(self.filepath, folder)
                 plan.label = Path(bpy.path.abspath(self.filepath)).stem
                 input_key = inputs.file_key(Path(bpy.path.abspath(self.filepath)))
@@ -127,8 +148,26 @@ class EngineJobOperator:
             else:
                 plan.image_path = inputs.render_camera(context.scene, folder)
                 plan.camera_name = plan.label = context.scene.camera.name
+            if self.rerun_object:
+                pass  # provenance comes from the object
+            elif source == "FILE":
+                plan.source_path = str(Path(bpy.path.abspath(self.filepath)).resolve())
+            elif source == "IMAGE" and bpy.data.images[plan.image_name].filepath:
+                image = bpy.data.images[plan.image_name]
+                plan.source_path = str(Path(bpy.path.abspath(image.filepath, library=image.library)).resolve())
+            if plan.camera_name and not self.rerun_object:
+                camera = bpy.data.objects[plan.camera_name]
+                plan.camera = {"name": camera.name, "matrix_world": [list(row) for row in camera.matrix_world],
+                               "blender_camera": scene_build.camera_params(camera, context.scene).to_request(),
+                               "resolution": [context.scene.render.resolution_x, context.scene.render.resolution_y]}
+            if plan.image_path.is_file():
+                plan.image_sha256 = file_sha256(plan.image_path)
             prefs = get_preferences(context)
-            plan.sections = {"estimate": prefs.estimate_options(), **self.sections(context, plan)}
+            estimate = plan.sections["estimate"] if self.rerun_object else prefs.estimate_options()
+            plan.sections = {**plan.sections, "estimate": estimate, **self.sections(context, plan)}
+            if self.rerun_object and "mesh" in plan.sections and "blender_camera" in plan.camera:
+                # The depth was lifted for the camera as it was at the render, not as it is now.
+                plan.sections["mesh"]["blender_camera"] = plan.camera["blender_camera"]
             results = plan.sections.pop("results", ())
             settings = engine.settings(context)
             plan.depth_key = DepthJobs.key((settings.mode, settings.url if settings.mode == "EXTERNAL" else ""),
@@ -140,13 +179,35 @@ class EngineJobOperator:
                     raise JobError("BAD_DEPTH", f"No depth file at '{base_prediction}'.",
                                    "Choose an existing .npy, 16-bit PNG or EXR disparity file.")
                 plan.depth_key = None  # the depth comes from that file, not from the models: never reused
-            reuse_job = DEPTH_JOBS.get(plan.depth_key) if self.reuse_depth else None
+            if not self.rerun_object:
+                reuse_job = DEPTH_JOBS.get(plan.depth_key) if self.reuse_depth else None
             request = JobRequest(self.task, plan.image_path, results=results, reuse_job=reuse_job,
                                  base_prediction=base_prediction, **plan.sections)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return plan, request
+
+    def operator_name(self) -> str:
+        """create_mesh, create_relief, ... (an instance's bl_idname reads BETTERDEPTH_OT_create_mesh)."""
+        return self.bl_idname.split(".")[-1].lower().removeprefix("betterdepth_ot_")
+
+    def _prepare_rerun(self, context, plan: Plan) -> tuple[Plan, str]:
+        """The plan of the job that made the object, its depth's engine job; the options are this call's."""
+        old, stored = rerun.stored_parameters(self.rerun_object)
+        provenance = stored.get("provenance", {})
+        if stored.get("operator", self.operator_name()) != self.operator_name():
+            raise JobError("NOT_RERUNNABLE", f"'{old.name}' was made by {stored['operator']}, not by this operator.",
+                           "Use the sidebar's Re-run on the selected object.")
+        plan.source, plan.label, plan.rerun_of = stored["source"], stored.get("label") or old.name, old.name
+        plan.image_path = rerun.source_image(stored)
+        plan.source_path = provenance.get("image", {}).get("path") or ""
+        plan.camera = dict(provenance.get("camera") or {})
+        if plan.camera.get("name") and plan.camera["name"] in bpy.data.objects:
+            plan.camera_name = plan.camera["name"]
+        plan.image_name = rerun.material_image(old)
+        plan.sections = {"estimate": stored["request"]["estimate"]}
+        return plan, stored["engine_job"]
 
     def _start(self, context) -> tuple[EngineJob, Plan]:
         plan, request = self.prepare(context)
@@ -164,6 +225,8 @@ class EngineJobOperator:
             created = scene_build.Created()
             try:
                 summary = self.build(context, plan, payload, created)
+                if plan.rerun_of:
+                    rerun.replace(bpy.data.objects[plan.rerun_of], created)
             except Exception as error:  # noqa: BLE001 - whatever failed, undo what was built, report it
                 created.remove_all()
                 traceback.print_exc()  # the details go to the console, the user gets one line
@@ -276,10 +339,13 @@ class EngineJobOperator:
         self._end_ui(context)
 
     # -- helpers for build() -------------------------------------------------------------------------------
-    @staticmethod
-    def parameters(plan: Plan, meta: dict) -> dict:
+    def parameters(self, plan: Plan, meta: dict) -> dict:
+        provenance = record(task=self.task, source=plan.source, source_path=plan.source_path,
+                            sent_sha256=plan.image_sha256, camera=plan.camera, request=plan.sections, meta=meta,
+                            engine_job=plan.job_id, addon_version=ADDON_VERSION)
         return {"source": plan.source, "image": str(plan.image_path.name), "camera": plan.camera_name,
-                "request": plan.sections, "engine_job": plan.job_id, "engine": meta}
+                "label": plan.label, "operator": self.operator_name(), "request": plan.sections,
+                "engine_job": plan.job_id, "engine": meta, "provenance": provenance}
 
     @staticmethod
     def photo_image(plan: Plan, meta: dict, created: scene_build.Created) -> bpy.types.Image:

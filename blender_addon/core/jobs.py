@@ -209,6 +209,9 @@ class EngineJob:
         if job is None:
             self._move(JobState.SUBMITTING, message="Sending the image to the engine")
             image = Path(request.image_path)
+            if not image.is_file():  # a re-run whose depth the engine dropped, with its input gone or changed
+                raise JobError("DEPTH_GONE", f"The engine no longer has the depth of job {request.reuse_job}, and "
+                               "the input image is gone or changed.", "Run the original operator again.")
             # Uploading works the same for a local and a remote engine, and needs no shared folders.
             job = self.client.submit(request.task, image_bytes=image.read_bytes(), filename=image.name, **sections)
         self.job_id = job["job_id"]

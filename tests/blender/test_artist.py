@@ -5,6 +5,7 @@ Each operator runs through its synchronous path (background mode), as `blender -
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -176,3 +177,78 @@ def test_alignment_without_geometry_in_view_warns_and_keeps_the_engine_depth(sce
     obj = _new_mesh(before)
     assert "error" in json.loads(obj["betterdepth"])["alignment"]
     assert "betterdepth_alignment_error" not in obj
+
+
+def _stored(obj) -> dict:
+    return json.loads(obj["betterdepth"])
+
+
+def _job_stages(addon, job_id: str) -> set[str]:
+    """The stages the engine's log shows for a job (`job <id>: <stage>` lines)."""
+    log = addon.engine.settings().log_path.read_text()
+    return {line.split(f"job {job_id}: ", 1)[1].strip() for line in log.splitlines() if f"job {job_id}: " in line}
+
+
+def test_provenance_survives_save_and_reload(scene, photo_path, tmp_path):
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path), fov_deg=60) == {"FINISHED"}
+    obj = _new_mesh(before)
+    provenance = _stored(obj)["provenance"]
+    assert provenance["engine_version"] and provenance["addon_version"] == "0.1.0"
+    assert provenance["models"]["base"].endswith("base") and provenance["models"]["refiner"]
+    assert provenance["steps"] >= 1 and provenance["seed"] == 0 and provenance["ensemble_size"] == 1
+    assert provenance["processing_resolution"] > 0
+    assert provenance["image"] == {"source": "FILE", "path": str(photo_path.resolve()), "width": 75, "height": 50,
+                                   "sha256": hashlib.sha256(photo_path.read_bytes()).hexdigest()}
+    assert provenance["camera"]["intrinsics"]["source"] == "fov"
+    assert provenance["depth_range"]["far_near_ratio"] == 10.0
+    assert provenance["reconstruction"]["min_angle_deg"] == 4.0
+    stored, name = obj["betterdepth"], obj.name
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    assert name not in bpy.data.objects
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene.blend"))
+    assert bpy.data.objects[name]["betterdepth"] == stored
+
+
+def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, addon):
+    camera = _textured_scene(scene, 64, 48)
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="CAMERA") == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, first, faces = obj.name, _stored(obj), len(obj.data.polygons)
+    assert first["provenance"]["camera"]["name"] == "shot"
+    assert first["provenance"]["camera"]["blender_camera"]["shift_x"] == pytest.approx(0.05)
+    material = obj.active_material
+    objects = len(bpy.data.objects)
+    camera.location.x += 1.0  # the camera moved since: the re-run keeps the mesh where it was made
+    bpy.context.view_layer.update()
+    assert bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0) == {"FINISHED"}
+    rebuilt = bpy.data.objects[name]
+    again = _stored(rebuilt)
+    assert len(bpy.data.objects) == objects and rebuilt.active_material == material
+    assert again["engine"]["reused_from"] == first["engine_job"] != again["engine_job"]
+    assert again["provenance"]["depth_from_job"] == first["engine_job"]
+    assert again["request"]["mesh"]["min_angle_deg"] == 30.0 and len(rebuilt.data.polygons) < faces
+    assert again["request"]["mesh"]["blender_camera"] == first["request"]["mesh"]["blender_camera"]
+    assert again["alignment"]["median_relative_error"] < 0.5
+    camera.location.x -= 1.0
+    bpy.context.view_layer.update()
+    assert np.allclose(np.array(rebuilt.matrix_world), np.array(camera.matrix_world), atol=1e-6)
+    # The engine's log: the first job ran the models, the re-run only reconstructed.
+    assert {"base", "refine"} <= _job_stages(addon, first["engine_job"])
+    stages = _job_stages(addon, again["engine_job"])
+    assert "reconstruct" in stages and not stages & {"loading", "base", "refine", "ensemble"}
+
+
+def test_rerun_of_a_relief_with_a_new_depth(scene, photo_path, addon):
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_relief(source="FILE", filepath=str(photo_path), depth=0.2) == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, height = obj.name, obj.dimensions.z
+    assert bpy.ops.betterdepth.create_relief(rerun_object=name, depth=0.6) == {"FINISHED"}
+    rebuilt = bpy.data.objects[name]
+    assert rebuilt.dimensions.z > height + 0.3
+    assert not _job_stages(addon, _stored(rebuilt)["engine_job"]) & {"base", "refine"}
+    with pytest.raises(RuntimeError, match="made by create_relief"):
+        bpy.ops.betterdepth.create_mesh(rerun_object=name)
