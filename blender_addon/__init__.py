@@ -7,26 +7,29 @@ imports below happen at registration, not at import).
 
 
 def _classes():
-    from . import operators, panels, preferences, properties
+    from . import operators, panels, preferences, properties, result_panel
 
-    return (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES)
+    return (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES, *result_panel.CLASSES)
 
 
 def register():
     import bpy
 
+    from . import handlers
     from .properties import BetterDepthInputs
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     bpy.types.Scene.betterdepth_inputs = bpy.props.PointerProperty(type=BetterDepthInputs)
+    handlers.register()
 
 
 def unregister():
     import bpy
 
-    from . import engine, operators
+    from . import engine, handlers, operators
 
+    handlers.unregister()
     job = operators.ActiveJob.job
     if job is not None:  # threads left running crash Blender at exit
         job.cancel()

@@ -265,6 +265,20 @@ class EngineJobOperator:
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
+        if self.rerun_object:  # the options the object was made with, to change; then execute (no model run)
+            try:
+                _, stored = rerun.stored_parameters(self.rerun_object)
+            except JobError as error:
+                return _report_error(self, error)
+            names = self.properties.bl_rna.properties.keys()
+            for section in ("mesh", "relief"):
+                for name, value in (stored["request"].get(section) or {}).items():
+                    if name in names and name not in ("source", "filepath", "image_name"):
+                        try:
+                            setattr(self, name, value)
+                        except (TypeError, ValueError):
+                            pass  # e.g. an option this version no longer offers
+            return context.window_manager.invoke_props_dialog(self)
         if ActiveJob.running():
             self.report({"WARNING"}, "BetterDepth: a job is already running; cancel it or wait.")
             return {"CANCELLED"}

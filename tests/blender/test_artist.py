@@ -252,3 +252,26 @@ def test_rerun_of_a_relief_with_a_new_depth(scene, photo_path, addon):
     assert not _job_stages(addon, _stored(rebuilt)["engine_job"]) & {"base", "refine"}
     with pytest.raises(RuntimeError, match="made by create_relief"):
         bpy.ops.betterdepth.create_mesh(rerun_object=name)
+
+
+def test_a_render_releases_the_engine_models(scene, prefs, addon, photo_path):
+    """Release Before Render: a render in background mode unloads the engine's models (health shows none);
+    the add-on's own input render does not; off, the models stay."""
+    camera = _textured_scene(scene, 32, 24)
+    assert bpy.ops.betterdepth.estimate_depth(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    client = addon.engine.connect(addon.engine.settings())
+    assert client.health()["loaded_models"]
+    prefs.release_before_render = False
+    try:
+        bpy.ops.render.render()
+        assert client.health()["loaded_models"]
+    finally:
+        prefs.release_before_render = True
+    bpy.ops.render.render()
+    health = client.health()
+    assert health["loaded_models"] == [] and health["last_unload"]["unloaded"]
+    unloaded_at = health["last_unload"]["at"]
+    assert bpy.ops.betterdepth.create_mesh(source="CAMERA") == {"FINISHED"}  # renders its input first
+    health = client.health()
+    assert health["loaded_models"] and health["last_unload"]["at"] == unloaded_at
+    assert scene.camera == camera
