@@ -9,6 +9,7 @@ Blender data is only created on the main thread, after the job succeeded; a fail
 what was built, so a failed or cancelled job leaves the scene unchanged.
 """
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -195,6 +196,9 @@ class EngineJobOperator:
     def _prepare_rerun(self, context, plan: Plan) -> tuple[Plan, str]:
         """The plan of the job that made the object, its depth's engine job; the options are this call's."""
         old, stored = rerun.stored_parameters(self.rerun_object)
+        if getattr(self, "compare_base", False):
+            raise JobError("BAD_PARAMS", "Compare with Base makes a new pair of meshes; Re-run rebuilds one.",
+                           "Run Create Mesh with Compare with Base on the image instead.")
         provenance = stored.get("provenance", {})
         if stored.get("operator", self.operator_name()) != self.operator_name():
             raise JobError("NOT_RERUNNABLE", f"'{old.name}' was made by {stored['operator']}, not by this operator.",
@@ -418,6 +422,9 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
     align_to_scene: BoolProperty(name="Align to Scene", default=True,
                                  description="Camera renders: scale the depth to the scene's own geometry (ray cast "
                                              "from the camera), so the mesh lands on it in scene units")
+    compare_base: BoolProperty(name="Compare with Base", default=False,
+                               description="Also build the base model's mesh (hidden, in the same place) and an "
+                                           "image of base and refined depth side by side: what the refiner added")
 
     def sections(self, context, plan):
         mesh = {"colors": "normal", "min_angle_deg": self.min_angle_deg,
@@ -429,43 +436,90 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
                                                                context.scene).to_request()
         elif self.fov_deg:
             mesh["fov_deg"] = self.fov_deg
+        if self.compare_base:
+            return {"mesh": mesh, "results": ("mesh.npz", "disparity.npy", "base_disparity.npy", "meta.json")}
         return {"mesh": mesh}
 
     def build(self, context, plan, files, created):
         meta = json.loads(files["meta.json"].read_text())
-        arrays = load_mesh_npz(files["mesh.npz"])
+        camera = self._camera(context, plan, meta, created)
+        obj, alignment = self._mesh_object(context, plan, meta, files["mesh.npz"], files["disparity.npy"],
+                                           f"{plan.label} depth mesh", camera, created)
+        summary = f"mesh '{obj.name}' with {len(obj.data.vertices)} vertices seen from camera '{camera.name}'"
+        if alignment and "scale" in alignment:
+            summary += f", aligned to the scene (median depth error {alignment['median_relative_error']:.1%})"
+        if self.compare_base:
+            base = self._compare_with_base(context, plan, files, camera, obj, created)
+            summary += f"; base model's mesh '{base.name}' (hidden) and image '{plan.label} base | refined'"
+        return summary
+
+    @staticmethod
+    def _camera(context, plan, meta, created) -> bpy.types.Object:
+        if plan.camera_name:
+            return bpy.data.objects[plan.camera_name]
+        # A photo: a camera that sees exactly what the engine's pinhole camera saw.
+        intrinsics = meta["mesh"]["camera"]
+        camera = created.add(scene_build.new_camera(
+            context, f"{plan.label} camera", params_from_intrinsics(intrinsics),
+            int(intrinsics["width"]), int(intrinsics["height"])))
+        created.add(camera.data)
+        context.view_layer.update()  # world matrices follow rotation only after an update
+        return camera
+
+    def _mesh_object(self, context, plan, meta, mesh_path, disparity_path, name, camera, created):
+        """The engine's mesh as an object at the camera, aligned to the scene for camera renders."""
+        arrays = load_mesh_npz(mesh_path)
         alignment = None
         if plan.camera_name and self.align_to_scene:
             try:
-                arrays, alignment = scene_align.align_mesh(context, bpy.data.objects[plan.camera_name], arrays,
-                                                           np.load(files["disparity.npy"]), meta["mesh"]["camera"])
+                arrays, alignment = scene_align.align_mesh(context, camera, arrays, np.load(disparity_path),
+                                                           meta["mesh"]["camera"])
             except AlignmentError as error:
                 alignment = {"error": str(error)}
                 self.report({"WARNING"}, f"BetterDepth: not aligned to the scene: {error} The mesh keeps the "
                                          "engine's depth range; add geometry in view or turn Align to Scene off.")
-        buffers = mesh_buffers(arrays)
-        mesh = created.add(scene_build.build_mesh(f"{plan.label} depth mesh", buffers))
+        mesh = created.add(scene_build.build_mesh(name, mesh_buffers(arrays)))
         if alignment and "scale" in alignment:
             scene_align.refresh_normal_colors(mesh, scene_build.NORMAL_COLORS)
         mesh.materials.append(created.add(
             scene_build.photo_material(f"{plan.label} photo", self.photo_image(plan, meta, created))))
-        obj = created.add(scene_build.link_object(context, f"{plan.label} depth mesh", mesh))
-        if plan.camera_name:
-            camera = bpy.data.objects[plan.camera_name]
-        else:  # a photo: a camera that sees exactly what the engine's pinhole camera saw
-            intrinsics = meta["mesh"]["camera"]
-            camera = created.add(scene_build.new_camera(
-                context, f"{plan.label} camera", params_from_intrinsics(intrinsics),
-                int(intrinsics["width"]), int(intrinsics["height"])))
-            created.add(camera.data)
-            context.view_layer.update()  # world matrices follow rotation only after an update
+        obj = created.add(scene_build.link_object(context, name, mesh))
         obj.matrix_world = camera.matrix_world.copy()
         scene_build.store_parameters(obj, {**self.parameters(plan, meta), "alignment": alignment})
-        summary = f"mesh '{obj.name}' with {buffers.vertex_count} vertices seen from camera '{camera.name}'"
         if alignment and "scale" in alignment:
             obj[scene_align.ERROR_PROPERTY] = alignment["median_relative_error"]
-            summary += f", aligned to the scene (median depth error {alignment['median_relative_error']:.1%})"
-        return summary
+        return obj, alignment
+
+    def _compare_with_base(self, context, plan, files, camera, refined, created) -> bpy.types.Object:
+        """The base model's own mesh (same options, hidden, in the same place) and the two depths side by side:
+        what the refiner added. The base disparity goes back to the engine as an external depth with the
+        refiner off, so no model runs."""
+        if not plan.image_path.is_file():
+            raise JobError("NO_INPUT", "Compare needs the input image, which is no longer there.",
+                           "Run Create Mesh with Compare on the image again.")
+        request = JobRequest("mesh", plan.image_path, estimate={**plan.sections["estimate"], "refiner": "none"},
+                             mesh=plan.sections["mesh"], base_prediction=files["base_disparity.npy"])
+        job = EngineJob(partial(engine.connect, engine.settings(context)), request, plan.folder / "base")
+        base_files = job.run()
+        base_meta = json.loads(base_files["meta.json"].read_text())
+        estimate = {**request.estimate, "base_prediction": {"space": "disparity",
+                                                             "from_job": plan.job_id, "file": "base_disparity.npy"}}
+        base_plan = dataclasses.replace(plan, job_id=job.job_id, sections={**plan.sections, "estimate": estimate})
+        base, _ = self._mesh_object(context, base_plan, base_meta, base_files["mesh.npz"],
+                                    base_files["disparity.npy"], f"{plan.label} base mesh", camera, created)
+        base["betterdepth_compare_of"] = refined.name
+        base.hide_set(True)
+        base.hide_render = True
+        pair = [_normalized(np.load(files[name], allow_pickle=False))[0]
+                for name in ("base_disparity.npy", "disparity.npy")]
+        gap = np.full((pair[0].shape[0], max(2, pair[0].shape[1] // 50)), np.nan, np.float32)
+        image = scene_build.float_image(f"{plan.label} base | refined", np.concatenate((pair[0], gap, pair[1]), 1),
+                                        created)
+        image.pack()
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
+        return base
 
 
 class BETTERDEPTH_OT_create_relief(EngineJobOperator, bpy.types.Operator):

@@ -275,3 +275,32 @@ def test_a_render_releases_the_engine_models(scene, prefs, addon, photo_path):
     health = client.health()
     assert health["loaded_models"] and health["last_unload"]["at"] == unloaded_at
     assert scene.camera == camera
+
+
+def test_compare_builds_the_base_and_the_refined_mesh(scene, photo_path, addon):
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path), compare_base=True) == {
+        "FINISHED"}
+    meshes = {obj.name: obj for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH"}
+    refined, base = meshes["coffee_small depth mesh"], meshes["coffee_small base mesh"]
+    assert base["betterdepth_compare_of"] == refined.name and base.hide_get() and base.hide_render
+    assert not refined.hide_get()
+    assert np.allclose(np.array(base.matrix_world), np.array(refined.matrix_world))
+    assert _stored(base)["provenance"]["models"]["external_depth"]
+    assert _stored(base)["provenance"]["models"]["refiner"] in (None, "none"), _stored(base)["provenance"]["models"]
+    positions = []
+    for obj in (refined, base):
+        co = np.empty(3 * len(obj.data.vertices), np.float32)
+        obj.data.vertices.foreach_get("co", co)
+        positions.append(co.reshape(-1, 3))
+    same = min(len(positions[0]), len(positions[1]))
+    assert np.abs(positions[0][:same] - positions[1][:same]).max() > 1e-3  # the refiner changed the depth
+    image = bpy.data.images["coffee_small base | refined"]
+    assert image.size[0] > 2 * 75 and image.size[1] == 50 and image.packed_file is not None
+    pixels = np.empty(image.size[0] * 50 * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    rows = pixels.reshape(50, -1, 4)[::-1, :, 0]
+    left, right = rows[:, :75], rows[:, -75:]
+    refined_depth = bpy.data.images.get("coffee_small depth")
+    assert left.max() == pytest.approx(1.0) and right.max() == pytest.approx(1.0) and not np.allclose(left, right)
+    assert refined_depth is None  # Create Mesh makes no other images
