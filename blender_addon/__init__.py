@@ -7,9 +7,10 @@ imports below happen at registration, not at import).
 
 
 def _classes():
-    from . import operators, panels, preferences, properties, result_panel
+    from . import operators, panels, preferences, properties, result_panel, sequence
 
-    return (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES, *result_panel.CLASSES)
+    return (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES, *result_panel.CLASSES,
+            *sequence.CLASSES)
 
 
 def register():

@@ -44,4 +44,15 @@ class ResultPanel:
             rerun.rerun_object = obj.name
 
 
-CLASSES = (type("BETTERDEPTH_PT_result_view3d", (ResultPanel, bpy.types.Panel), {"bl_space_type": "VIEW_3D"}),)
+class SequencePanel:
+    bl_region_type = "UI"
+    bl_category = "BetterDepth"
+    bl_label = "Image Sequence"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        self.layout.operator("betterdepth.mesh_sequence", icon="SEQUENCE")
+
+
+CLASSES = (type("BETTERDEPTH_PT_result_view3d", (ResultPanel, bpy.types.Panel), {"bl_space_type": "VIEW_3D"}),
+           type("BETTERDEPTH_PT_sequence_view3d", (SequencePanel, bpy.types.Panel), {"bl_space_type": "VIEW_3D"}))

@@ -57,17 +57,11 @@ def pixel_rays(rows: np.ndarray, columns: np.ndarray, intrinsics: dict) -> np.nd
     return np.stack((x, y, np.ones_like(x)), 1)
 
 
-def fit_disparity_to_depth(disparity: np.ndarray, depth: np.ndarray) -> DisparityFit:
-    """Robust least-squares fit of 1 / depth = scale * disparity + shift over the samples where both are valid
-    (finite, depth > 0)."""
-    disparity, depth = np.asarray(disparity, np.float64).ravel(), np.asarray(depth, np.float64).ravel()
-    valid = np.isfinite(disparity) & np.isfinite(depth) & (depth > 0)
-    x, y, z = disparity[valid], 1.0 / depth[valid], depth[valid]
-    if len(x) < 3 or np.ptp(x) == 0:
-        raise AlignmentError(f"Only {len(x)} pixels have both a scene depth and an engine depth; at least 3 "
-                             "different ones are needed.")
-    # Start from matching quartiles (inverse depth grows with disparity), which a minority of wild
-    # disparities cannot drag away as they would a first least-squares fit, then refine on the inliers.
+def robust_affine_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """y = scale * x + shift by robust least squares; (scale, shift, inlier mask). Both finite, >= 3 samples.
+
+    Starts from matching quartiles (y grows with x), which a minority of wild samples cannot drag away as they
+    would a first least-squares fit, then refits on the samples within OUTLIER_MADS of the line."""
     (x_low, x_high), (y_low, y_high) = np.percentile(x, [25, 75]), np.percentile(y, [25, 75])
     scale = (y_high - y_low) / (x_high - x_low) if x_high > x_low else 0.0
     shift = np.median(y - scale * x)
@@ -81,9 +75,42 @@ def fit_disparity_to_depth(disparity: np.ndarray, depth: np.ndarray) -> Disparit
         inliers = keep
         design = np.stack((x[inliers], np.ones(inliers.sum())), 1)
         (scale, shift), *_ = np.linalg.lstsq(design, y[inliers], rcond=None)
-    fitted = DisparityFit(float(scale), float(shift), len(x), int(inliers.sum()), 0.0).depth(x)
+    return float(scale), float(shift), inliers
+
+
+def fit_disparity_to_depth(disparity: np.ndarray, depth: np.ndarray) -> DisparityFit:
+    """Robust least-squares fit of 1 / depth = scale * disparity + shift over the samples where both are valid
+    (finite, depth > 0)."""
+    disparity, depth = np.asarray(disparity, np.float64).ravel(), np.asarray(depth, np.float64).ravel()
+    valid = np.isfinite(disparity) & np.isfinite(depth) & (depth > 0)
+    x, z = disparity[valid], depth[valid]
+    if len(x) < 3 or np.ptp(x) == 0:
+        raise AlignmentError(f"Only {len(x)} pixels have both a scene depth and an engine depth; at least 3 "
+                             "different ones are needed.")
+    scale, shift, inliers = robust_affine_fit(x, 1.0 / z)
+    fitted = DisparityFit(scale, shift, len(x), int(inliers.sum()), 0.0).depth(x)
     relative = np.where(np.isfinite(fitted), np.abs(fitted - z) / z, np.inf)
-    return DisparityFit(float(scale), float(shift), len(x), int(inliers.sum()), float(np.median(relative)))
+    return DisparityFit(scale, shift, len(x), int(inliers.sum()), float(np.median(relative)))
+
+
+def engine_lift(depth_range: dict) -> DisparityFit:
+    """The engine's own disparity -> depth map of a job (meta.json `mesh.depth_range`, source far_near_ratio):
+    the percentile range [input_low, input_high] spans 1/far .. 1/near in inverse depth (clamping aside)."""
+    inverse_near, inverse_far = 1.0 / depth_range["near"], 1.0 / depth_range["far"]
+    scale = (inverse_near - inverse_far) / (depth_range["input_high"] - depth_range["input_low"])
+    return DisparityFit(scale, inverse_far - scale * depth_range["input_low"], 0, 0, 0.0)
+
+
+def chain_to_reference(disparity: np.ndarray, reference: np.ndarray, reference_lift: DisparityFit) -> DisparityFit:
+    """A frame's disparity -> depth in the reference frame's scale: its disparity fitted (robustly, over pixels
+    valid in both) to the reference's, then the reference's lift. For sequences of a static camera."""
+    x, y = np.asarray(disparity, np.float64).ravel(), np.asarray(reference, np.float64).ravel()
+    valid = np.isfinite(x) & np.isfinite(y)
+    if valid.sum() < 3:
+        raise AlignmentError("The frame and the reference frame share fewer than 3 valid pixels.")
+    scale, shift, inliers = robust_affine_fit(x[valid], y[valid])
+    return DisparityFit(reference_lift.scale * scale, reference_lift.scale * shift + reference_lift.shift,
+                        int(valid.sum()), int(inliers.sum()), 0.0)
 
 
 def sample_image(values: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from betterdepth_engine.recon import ReconOptions, reconstruct
-from blender_addon.core.alignment import (AlignmentError, align_vertices, fit_disparity_to_depth, pixel_rays,
+from blender_addon.core.alignment import (AlignmentError, align_vertices, chain_to_reference, engine_lift,
+                                          fit_disparity_to_depth, pixel_rays,
                                           sample_grid, sample_image)
 
 
@@ -67,3 +68,26 @@ def test_sample_image_is_bilinear_and_nan_aware():
     values[1, 2] = np.nan
     assert sample_image(values, np.array([1.4]), np.array([1.0]))[0] == 5.0  # nearest where a neighbour is NaN
     assert np.isnan(sample_image(values, np.array([-1.0]), np.array([0.0]))[0])
+
+
+def test_engine_lift_and_chaining_give_one_scale_across_frames():
+    """The engine lifts each frame with its own percentile range; chained to a reference frame's lift, frames
+    that differ by scale and shift in disparity (what a per-frame model gives) get the same depth."""
+    depth = _scene_depth()
+    reference = (2.0 / depth + 0.3).astype(np.float32)
+    frame = (5.0 * reference - 1.0).astype(np.float32)
+    options = ReconOptions(fov_deg=50.0, far_near_ratio=8.0)
+    meshes = [reconstruct(values, "disparity", options=options) for values in (reference, frame)]
+    lift = engine_lift(meshes[0].metadata["depth_range"])
+    inside = (reference > np.percentile(reference, 1)) & (reference < np.percentile(reference, 99))
+    engine_depth = 1.0 / (lift.scale * reference + lift.shift)
+    vertices, _ = align_vertices(meshes[0].vertices, meshes[0].metadata["camera"], reference, lift)
+    assert np.allclose(np.sort(vertices[:, 2]), np.sort(meshes[0].vertices[:, 2]), rtol=1e-4)  # its own lift
+    chained = chain_to_reference(frame, reference, lift)
+    assert np.allclose(chained.depth(frame)[inside], engine_depth[inside], rtol=1e-5)
+    # The engine's own lift of the second frame matches here too (same percentiles), but not after a change of
+    # the visible depth range; the chained depth does not depend on the frame's percentiles at all.
+    cropped = frame.copy()
+    cropped[:, :8] = np.nan
+    chained_cropped = chain_to_reference(cropped, reference, lift)
+    assert np.allclose(chained_cropped.depth(frame)[inside], engine_depth[inside], rtol=1e-5)

@@ -304,3 +304,67 @@ def test_compare_builds_the_base_and_the_refined_mesh(scene, photo_path, addon):
     refined_depth = bpy.data.images.get("coffee_small depth")
     assert left.max() == pytest.approx(1.0) and right.max() == pytest.approx(1.0) and not np.allclose(left, right)
     assert refined_depth is None  # Create Mesh makes no other images
+
+
+def _frames(photo_path, folder, count=5):
+    """A static shot: the same view with the light changing a little and sensor noise, as PNG frames."""
+    source = bpy.data.images.load(str(photo_path))
+    width, height = source.size
+    pixels = np.empty(width * height * 4, np.float32)
+    source.pixels.foreach_get(pixels)
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for index in range(count):
+        frame = bpy.data.images.new(f"frame{index}", width, height)
+        values = pixels.reshape(height, width, 4).copy()
+        values[..., :3] = np.clip(values[..., :3] * (0.9 + 0.04 * index)
+                                  + rng.normal(0, 0.01, (height, width, 3)), 0, 1)
+        frame.pixels.foreach_set(values.ravel())
+        frame.filepath_raw, frame.file_format = str(folder / f"frame_{index:04d}.png"), "PNG"
+        frame.save()
+        bpy.data.images.remove(frame)
+    bpy.data.images.remove(source)
+
+
+def _pixel_depths(obj, width: int, height: int) -> np.ndarray:
+    """H x W depth of a camera-frame mesh at the pixels its vertices came from (UVs); NaN elsewhere."""
+    mesh = obj.data
+    co = np.empty(3 * len(mesh.vertices), np.float32)
+    mesh.vertices.foreach_get("co", co)
+    loops = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", loops)
+    loop_uvs = np.empty(2 * len(mesh.loops), np.float32)
+    mesh.uv_layers["UVMap"].data.foreach_get("uv", loop_uvs)
+    uvs = np.empty((len(mesh.vertices), 2), np.float32)
+    uvs[loops] = loop_uvs.reshape(-1, 2)
+    depth = np.full((height, width), np.nan)
+    columns = np.rint(uvs[:, 0] * width - 0.5).astype(int)
+    rows = np.rint((1 - uvs[:, 1]) * height - 0.5).astype(int)
+    depth[rows, columns] = -co[2::3]
+    return depth
+
+
+def test_sequence_meshes_keep_one_scale_on_a_static_shot(scene, photo_path, tmp_path):
+    _frames(photo_path, tmp_path / "shot")
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60,
+                                             reference=2) == {"FINISHED"}
+    meshes = sorted((obj for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH"),
+                    key=lambda obj: obj.name)
+    assert [obj.name for obj in meshes] == [f"shot {index:04d}" for index in range(5)]
+    depths = [_pixel_depths(obj, 75, 50) for obj in meshes]
+    changes = np.array([abs(np.nanmedian(depths[k] / depths[k - 1]) - 1) for k in range(1, 5)])
+    print("frame-to-frame median scale change", changes)
+    assert changes.max() < 0.01
+    stored = [json.loads(obj["betterdepth"]) for obj in meshes]
+    assert stored[2]["sequence_fit"]["model"] and stored[0]["reference_index"] == 2
+    assert stored[0]["provenance"]["image"]["path"].endswith("frame_0000.png")
+    for frame in range(1, 6):  # each mesh shows on its own frame only
+        scene.frame_set(frame)
+        assert [obj.name for obj in meshes if not obj.hide_render] == [f"shot {frame - 1:04d}"]
+    assert (scene.frame_start, scene.frame_end) == (1, 5)
+
+
+def test_sequence_reports_a_missing_folder(scene, tmp_path):
+    with pytest.raises(RuntimeError, match="No folder at"):
+        bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "nowhere"))
