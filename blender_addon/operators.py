@@ -724,7 +724,7 @@ class BETTERDEPTH_OT_check_setup(bpy.types.Operator):
         prefs = get_preferences(context)
         findings = check_setup(prefs.engine_mode, bpy.path.abspath(prefs.engine_python),
                                bpy.path.abspath(prefs.project_dir), prefs.url, prefs.token,
-                               bool(bpy.app.online_access))
+                               engine.online_access())
         settings = engine.settings(context)
         reachable = settings.mode == "EXTERNAL" or engine.managed_running()  # never start one just to check
         if all(finding.ok for finding in findings) and reachable:
