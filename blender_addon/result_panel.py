@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 
 from .scene_align import ERROR_PROPERTY
 from .scene_build import PARAMETERS_PROPERTY, read_parameters
 
-TEXT = {"create_mesh": "Mesh", "create_relief": "Relief", "displacement": "Displaced plane"}
+TEXT = {"create_mesh": "Mesh", "create_relief": "Relief", "displacement": "Displaced plane",
+        "mesh_sequence": "Sequence frame"}
+SOURCES = {"CAMERA": "camera render", "FILE": "file", "IMAGE": "image", "SEQUENCE": "frames"}
 
 
 class ResultPanel:
@@ -27,19 +31,21 @@ class ResultPanel:
         layout = self.layout
         operator = parameters.get("operator", "")
         column = layout.column(align=True)
-        column.label(text=f"{TEXT.get(operator, operator)} from {provenance.get('image', {}).get('source', '?')}",
-                     icon="INFO")
+        source = provenance.get("image", {}).get("source", "?")
+        column.label(text=f"{TEXT.get(operator, operator)} from {SOURCES.get(source, source.title())}", icon="INFO")
         models = provenance.get("models", {})
-        base = "external depth" if models.get("external_depth") else bpy.path.basename(models.get("base") or "?")
-        column.label(text=f"Base: {base}")
+        base = models.get("base") or "?"
+        column.label(text="Base: external depth" if models.get("external_depth")
+                     else f"Base: {Path(base).parent.name}/{Path(base).name}")
         column.label(text=f"Steps {provenance.get('steps')}, seed {provenance.get('seed')}, "
-                          f"ensemble {provenance.get('ensemble_size')}, {provenance.get('processing_resolution')} px")
+                          f"ensemble {provenance.get('ensemble_size')}")
+        column.label(text=f"Resolution {provenance.get('processing_resolution')} px")
         column.label(text=f"Engine {provenance.get('engine_version')}, job {str(provenance.get('engine_job'))[:8]}")
         if ERROR_PROPERTY in obj:
-            column.label(text=f"Scene fit: median depth error {obj[ERROR_PROPERTY]:.1%}", icon="SNAP_ON")
+            column.label(text=f"Scene fit: {obj[ERROR_PROPERTY]:.1%} error", icon="SNAP_ON")
         elif (parameters.get("alignment") or {}).get("error"):
             column.label(text="Not aligned to the scene", icon="ERROR")
-        if operator:
+        if operator in ("create_mesh", "create_relief", "displacement"):
             rerun = layout.operator(f"betterdepth.{operator}", text="Re-run", icon="FILE_REFRESH")
             rerun.rerun_object = obj.name
 
