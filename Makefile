@@ -53,7 +53,7 @@ blender3:
 
 # The README's picture of the panel: Blender 3.4's window under Xvfb (needs `make blender3`).
 screenshot: setup blender3
-	bash scripts/screenshot_blender.sh docs/images/blender_panel.png
+	bash scripts/screenshot_blender.sh docs/images/blender_panel.jpg
 
 test: setup $(BLENDER_STAMPS) blender3
 	$(PYTHON) -m pytest
