@@ -1,4 +1,4 @@
-"""Render handlers: hand the engine's GPU memory back to Blender before it renders.
+"""Render handlers: hand the engine's GPU memory back to Blender before it renders; the engine box's live status.
 
 An engine on this machine keeps its models loaded between jobs; a render (Cycles on the GPU) then competes
 for the same VRAM. With the preference "Release Before Render" (on by default) the engine unloads its models
@@ -8,6 +8,8 @@ add-on's own input renders (Camera Render source) are exempt: their job needs th
 
 from __future__ import annotations
 
+import threading
+import time
 from urllib.parse import urlparse
 
 import bpy
@@ -49,11 +51,58 @@ def release_before_render(scene, *_args) -> None:
     print(f"BetterDepth: released the engine's models before rendering ({names or 'none were loaded'}).")
 
 
+STATUS_INTERVAL_S = 3.0
+_status_thread: threading.Thread | None = None
+
+
+def fetch_engine_status(settings: engine.EngineSettings) -> None:
+    """Ask the engine for its health (memory, loaded models) into EngineStatus, for the engine box. Any thread:
+    it only does HTTP and sets plain attributes."""
+    from .core.jobs import JobError
+    from .operators import EngineStatus
+
+    managed = engine._managed  # never start an engine just to show its status
+    if settings.mode == "MANAGED" and (managed is None or not managed.running()):
+        EngineStatus.health, EngineStatus.error = None, "Not running (starts on first use)."
+        return
+    try:
+        client = (engine.engine_client.EngineClient(managed.url, managed.token, timeout=2.0)
+                  if settings.mode == "MANAGED" else engine.connect(settings))
+        client.timeout = 2.0
+        EngineStatus.health, EngineStatus.error = client.health(), ""
+    except Exception as error:  # noqa: BLE001 - shown in the box
+        EngineStatus.health, EngineStatus.error = None, JobError.from_exception(error).report()
+    EngineStatus.checked_at = time.time()
+
+
+def _live_status() -> float:
+    """Timer (UI only; timers never fire in background mode): refresh the engine box every few seconds from a
+    short-lived thread, so drawing never waits for HTTP; redraw the sidebars."""
+    global _status_thread
+    settings = engine.settings()
+    if settings.mode == "EXTERNAL" or engine.managed_running():
+        if _status_thread is None or not _status_thread.is_alive():
+            _status_thread = threading.Thread(target=fetch_engine_status, args=(settings,), daemon=True,
+                                              name="betterdepth-status")
+            _status_thread.start()
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type in ("VIEW_3D", "IMAGE_EDITOR"):
+                area.tag_redraw()
+    return STATUS_INTERVAL_S
+
+
 def register() -> None:
     if release_before_render not in bpy.app.handlers.render_init:
         bpy.app.handlers.render_init.append(release_before_render)
+    if not bpy.app.background and not bpy.app.timers.is_registered(_live_status):
+        bpy.app.timers.register(_live_status, first_interval=STATUS_INTERVAL_S, persistent=True)
 
 
 def unregister() -> None:
     if release_before_render in bpy.app.handlers.render_init:
         bpy.app.handlers.render_init.remove(release_before_render)
+    if bpy.app.timers.is_registered(_live_status):
+        bpy.app.timers.unregister(_live_status)
+    if _status_thread is not None:
+        _status_thread.join(timeout=3)  # threads left running crash Blender at exit

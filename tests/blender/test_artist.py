@@ -275,6 +275,10 @@ def test_a_render_releases_the_engine_models(scene, prefs, addon, photo_path):
     health = client.health()
     assert health["loaded_models"] and health["last_unload"]["at"] == unloaded_at
     assert scene.camera == camera
+    # The engine box's live status (a timer in the UI runs this on a thread every few seconds).
+    addon.handlers.fetch_engine_status(addon.engine.settings())
+    status = addon.operators.EngineStatus
+    assert status.health["memory"]["rss_bytes"] > 0 and status.health["loaded_models"] and not status.error
 
 
 def test_compare_builds_the_base_and_the_refined_mesh(scene, photo_path, addon):
