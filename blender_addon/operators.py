@@ -79,6 +79,7 @@ class Plan:
     image_sha256: str = ""  # of the file sent to the engine
     camera: dict = field(default_factory=dict)  # the rendered camera: name, parameters, world matrix
     rerun_of: str = ""  # the object a Re-run rebuilds
+    stored_alignment: dict | None = None  # its scene fit (same depth: applied again)
 
 
 def _report_error(operator, error: Exception) -> set[str]:
@@ -210,6 +211,7 @@ class EngineJobOperator:
         if plan.camera.get("name") and plan.camera["name"] in bpy.data.objects:
             plan.camera_name = plan.camera["name"]
         plan.image_name = rerun.material_image(old)
+        plan.stored_alignment = stored.get("alignment")
         plan.sections = {"estimate": stored["request"]["estimate"]}
         return plan, stored["engine_job"]
 
@@ -470,7 +472,10 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
         """The engine's mesh as an object at the camera, aligned to the scene for camera renders."""
         arrays = load_mesh_npz(mesh_path)
         alignment = None
-        if plan.camera_name and self.align_to_scene:
+        if plan.camera_name and self.align_to_scene and "scale" in (plan.stored_alignment or {}):
+            arrays, alignment = scene_align.apply_stored_fit(arrays, np.load(disparity_path), meta["mesh"]["camera"],
+                                                             plan.stored_alignment)
+        elif plan.camera_name and self.align_to_scene:
             try:
                 arrays, alignment = scene_align.align_mesh(context, camera, arrays, np.load(disparity_path),
                                                            meta["mesh"]["camera"])

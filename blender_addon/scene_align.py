@@ -59,6 +59,15 @@ def align_mesh(context, camera: bpy.types.Object, arrays: dict, disparity: np.nd
     return {**arrays, "vertices": vertices}, record
 
 
+def apply_stored_fit(arrays: dict, disparity: np.ndarray, intrinsics: dict, record: dict) -> tuple[dict, dict]:
+    """A Re-run on the same depth: the fit recorded on the object, applied again (no ray casting: the camera may
+    have moved since, the depth and its fit have not)."""
+    fit = DisparityFit(record["scale"], record["shift"], record["samples"], record["inliers"],
+                       record["median_relative_error"])
+    vertices, unplaced = align_vertices(arrays["vertices"], intrinsics, disparity, fit)
+    return {**arrays, "vertices": vertices}, {**record, "unplaced_vertices": unplaced, "reused_fit": True}
+
+
 def refresh_normal_colors(mesh: bpy.types.Mesh, attribute: str) -> None:
     """Normal colours (0.5 n + 0.5, camera frame = the mesh's frame) from Blender's normals of the moved mesh."""
     normals = np.empty(3 * len(mesh.vertices), np.float32)

@@ -231,7 +231,9 @@ def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, ad
     assert again["provenance"]["depth_from_job"] == first["engine_job"]
     assert again["request"]["mesh"]["min_angle_deg"] == 30.0 and len(rebuilt.data.polygons) < faces
     assert again["request"]["mesh"]["blender_camera"] == first["request"]["mesh"]["blender_camera"]
-    assert again["alignment"]["median_relative_error"] < 0.5
+    assert again["alignment"]["reused_fit"]  # the same depth: the same fit, not one from the moved camera
+    assert (again["alignment"]["scale"], again["alignment"]["shift"]) == (first["alignment"]["scale"],
+                                                                           first["alignment"]["shift"])
     camera.location.x -= 1.0
     bpy.context.view_layer.update()
     assert np.allclose(np.array(rebuilt.matrix_world), np.array(camera.matrix_world), atol=1e-6)
