@@ -31,7 +31,8 @@ def _textured_scene(scene, width=128, height=96):
     grid = bpy.data.images.new("grid", 1024, 1024)
     grid.generated_type = "COLOR_GRID"
     material = bpy.data.materials.new("grid")
-    material.use_nodes = True
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True  # 5.0: always on (and deprecated)
     texture = material.node_tree.nodes.new("ShaderNodeTexImage")
     texture.image = grid
     shader = material.node_tree.nodes["Principled BSDF"]
