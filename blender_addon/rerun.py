@@ -38,8 +38,9 @@ def material_image(obj: bpy.types.Object) -> str:
     """The image the object's material shows (reused for the rebuilt object instead of loading it again)."""
     for material in obj.data.materials if obj.type == "MESH" else ():
         for node in material.node_tree.nodes if material and material.node_tree else ():
-            if node.type == "TEX_IMAGE" and node.image is not None and node.image.colorspace_settings.name != "Non-Color":
-                return node.image.name
+            image = node.image if node.type == "TEX_IMAGE" else None
+            if image is not None and image.colorspace_settings.name != "Non-Color":  # not a height map
+                return image.name
     return ""
 
 

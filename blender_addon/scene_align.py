@@ -16,8 +16,8 @@ from .core.frames import opencv_to_blender_camera
 from .scene_build import PARAMETERS_PROPERTY
 
 MAX_SAMPLES = 4096  # rays: enough for two parameters, a fraction of a second
-MAX_PASS_THROUGH = 8
-ERROR_PROPERTY = "betterdepth_alignment_error"  # on aligned objects: the fit's median relative depth error  # BetterDepth objects one ray may look through
+MAX_PASS_THROUGH = 8  # BetterDepth objects one ray may look through
+ERROR_PROPERTY = "betterdepth_alignment_error"  # on aligned objects: the fit's median relative depth error
 
 
 def scene_depth(context, camera: bpy.types.Object, intrinsics: dict, rows: np.ndarray,

@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 
 import bpy
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -45,7 +44,7 @@ def scene_with_floor():
     return scene, camera
 
 
-def side_view(scene, path: Path, mesh) -> None:
+def side_view(scene, path: Path) -> None:
     """From the side and above, the floor hidden (the mesh would hide in it): the box and the ball (grey)
     and the mesh (normal colours), whose bumps should wrap them."""
     from mathutils import Vector
@@ -79,7 +78,7 @@ def main() -> int:
     assert bpy.ops.betterdepth.create_mesh(source="CAMERA") == {"FINISHED"}
     mesh = next(obj for obj in bpy.data.objects if "betterdepth" in obj)
     error = json.loads(mesh["betterdepth"])["alignment"]["median_relative_error"]
-    side_view(scene, args.output / "blender_scene_alignment.png", mesh)
+    side_view(scene, args.output / "blender_scene_alignment.png")
     print(f"scene alignment: median relative depth error {error:.2%}")
 
     bpy.ops.wm.read_homefile(use_empty=True)
