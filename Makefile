@@ -13,7 +13,7 @@ BLENDER_STAMPS   := $(foreach version,$(BLENDER_VERSIONS),.venv-blender-$(versio
 BLENDER_TESTS     = BETTERDEPTH_ENGINE_PYTHON=$(abspath $(PYTHON)) .venv-blender-$(1)/bin/python -m pytest \
                     tests/blender --confcutdir tests/blender
 
-.PHONY: setup demo demo-engine test test-fast test-blender extension tiny-models bench clean
+.PHONY: setup demo demo-engine test test-fast test-blender blender3 screenshot extension tiny-models bench clean
 
 $(STAMP): pyproject.toml scripts/setup_system.sh
 	bash scripts/setup_system.sh
@@ -46,7 +46,16 @@ demo: setup extension
 demo-engine: setup
 	bash scripts/demo.sh
 
-test: setup $(BLENDER_STAMPS)
+# Debian's Blender 3.4 (+ numpy, Xvfb) for the legacy add-on test and the screenshot; where it cannot be
+# installed (no apt), that test is skipped.
+blender3:
+	-bash scripts/setup_blender3.sh
+
+# The README's picture of the panel: Blender 3.4's window under Xvfb (needs `make blender3`).
+screenshot: setup blender3
+	bash scripts/screenshot_blender.sh docs/images/blender_panel.jpg
+
+test: setup $(BLENDER_STAMPS) blender3
 	$(PYTHON) -m pytest
 	$(foreach version,$(BLENDER_VERSIONS),$(call BLENDER_TESTS,$(version)) &&) true
 
@@ -54,7 +63,7 @@ test-fast: setup
 	$(PYTHON) -m pytest -m "not slow"
 
 # The extension's tests alone, in every Blender release (or: make test-blender BLENDER_VERSIONS=4.5).
-test-blender: setup $(BLENDER_STAMPS)
+test-blender: setup $(BLENDER_STAMPS) blender3
 	$(foreach version,$(BLENDER_VERSIONS),$(call BLENDER_TESTS,$(version)) &&) true
 
 tiny-models: setup

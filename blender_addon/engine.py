@@ -40,16 +40,24 @@ class EngineSettings:
         return self.state_dir / "engine.log"
 
 
+def online_access() -> bool:
+    """Blender's Allow Online Access (4.2+); older Blender has no such setting."""
+    return bool(getattr(bpy.app, "online_access", True))
+
+
 def user_dir() -> Path:
     """The add-on's writable folder (never its own install folder)."""
-    return Path(bpy.utils.extension_path_user(__package__, create=True))
+    if hasattr(bpy.utils, "extension_path_user"):  # 4.2+: the extension's own user folder
+        return Path(bpy.utils.extension_path_user(__package__, create=True))
+    # Blender 3.x (legacy add-on): a folder in the user's config
+    return Path(bpy.utils.user_resource("CONFIG", path=__package__, create=True))
 
 
 def settings(context=None) -> EngineSettings:
     prefs = get_preferences(context)
     return EngineSettings(prefs.engine_mode, bpy.path.abspath(prefs.engine_python),
                           bpy.path.abspath(prefs.project_dir), prefs.url.strip(), prefs.token.strip(),
-                          bool(bpy.app.online_access), user_dir() / "engine")
+                          online_access(), user_dir() / "engine")
 
 
 def _managed_alive() -> bool:

@@ -87,6 +87,9 @@ def checked_file(filepath: str, folder: Path) -> Path:
         bpy.data.images.remove(image)
 
 
+rendering_input = False  # True while the add-on renders a job's input (handlers: keep the engine's models)
+
+
 def render_camera(scene: bpy.types.Scene, folder: Path) -> Path:
     """Render the scene's camera at the scene's resolution to a PNG (the Render Result reads empty from Python).
 
@@ -100,11 +103,14 @@ def render_camera(scene: bpy.types.Scene, folder: Path) -> Path:
     saved = (render.filepath, render.use_file_extension, settings.file_format, settings.color_mode,
              settings.color_depth)
     path = folder / "camera_render.png"
+    global rendering_input
     try:
         render.filepath, render.use_file_extension = str(path), False
         settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
+        rendering_input = True
         bpy.ops.render.render(write_still=True, scene=scene.name)
     finally:
+        rendering_input = False
         (render.filepath, render.use_file_extension, settings.file_format, settings.color_mode,
          settings.color_depth) = saved
     if not path.is_file():

@@ -9,8 +9,10 @@ Blender data is only created on the main thread, after the job succeeded; a fail
 what was built, so a failed or cancelled job leaves the scene unchanged.
 """
 
+import dataclasses
 import json
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -23,17 +25,29 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import engine, inputs, scene_build
+from . import engine, inputs, rerun, scene_align, scene_build
+from .core.alignment import AlignmentError
 from .core.camera import params_from_intrinsics
 from .core.engine_setup import Finding, check_setup
 from .core.jobs import DepthJobs, EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
+from .core.provenance import file_sha256, record
 from .preferences import get_preferences
 from .properties import SOURCES
 
 
 
 DEPTH_JOBS = DepthJobs()
+
+
+def _addon_version() -> str:
+    import addon_utils
+
+    info = addon_utils.module_bl_info(sys.modules[__package__])  # 4.2+: from the extension's manifest
+    return ".".join(str(part) for part in info.get("version", ()))
+
+
+ADDON_VERSION = _addon_version()
 
 
 class ActiveJob:
@@ -60,6 +74,11 @@ class Plan:
     sections: dict = field(default_factory=dict)
     depth_key: tuple | None = None  # recognises this input and models again (DepthJobs)
     job_id: str = ""  # the engine's job, once it succeeded
+    source_path: str = ""  # the user's file (an image data-block's file), for provenance
+    image_sha256: str = ""  # of the file sent to the engine
+    camera: dict = field(default_factory=dict)  # the rendered camera: name, parameters, world matrix
+    rerun_of: str = ""  # the object a Re-run rebuilds
+    stored_alignment: dict | None = None  # its scene fit (same depth: applied again)
 
 
 def _report_error(operator, error: Exception) -> set[str]:
@@ -81,6 +100,12 @@ class EngineJobOperator:
     reuse_depth: BoolProperty(name="Reuse Depth", default=True,
                               description="Use the depth of the last job on this unchanged image with the same "
                                           "models, if the engine still has it, instead of running the models")
+    base_prediction: StringProperty(name="External Depth", subtype="FILE_PATH",
+                                    description="Plug-and-play: a disparity map from any depth model (.npy, 16-bit "
+                                                "PNG or EXR, the image's size) used instead of the base model")
+    rerun_object: StringProperty(name="Re-run Object", options={"HIDDEN", "SKIP_SAVE"},
+                                 description="Rebuild this object on its stored depth (no model run) with these "
+                                             "options; it keeps its name, place and materials")
 
     # -- to implement -------------------------------------------------------------------------------------
     def sections(self, context, plan: Plan) -> dict:
@@ -107,7 +132,9 @@ class EngineJobOperator:
         try:
             plan = Plan(source, Path(), folder, label="")
             input_key = None
-            if source == "FILE":
+            if self.rerun_object:
+                plan, reuse_job = self._prepare_rerun(context, plan)
+            elif source == "FILE":
                 plan.image_path = inputs.checked_file(self.filepath, folder)
                 plan.label = Path(bpy.path.abspath(self.filepath)).stem
                 input_key = inputs.file_key(Path(bpy.path.abspath(self.filepath)))
@@ -122,18 +149,70 @@ class EngineJobOperator:
             else:
                 plan.image_path = inputs.render_camera(context.scene, folder)
                 plan.camera_name = plan.label = context.scene.camera.name
+            if self.rerun_object:
+                pass  # provenance comes from the object
+            elif source == "FILE":
+                plan.source_path = str(Path(bpy.path.abspath(self.filepath)).resolve())
+            elif source == "IMAGE" and bpy.data.images[plan.image_name].filepath:
+                image = bpy.data.images[plan.image_name]
+                plan.source_path = str(Path(bpy.path.abspath(image.filepath, library=image.library)).resolve())
+            if plan.camera_name and not self.rerun_object:
+                camera = bpy.data.objects[plan.camera_name]
+                plan.camera = {"name": camera.name, "matrix_world": [list(row) for row in camera.matrix_world],
+                               "blender_camera": scene_build.camera_params(camera, context.scene).to_request(),
+                               "resolution": [context.scene.render.resolution_x, context.scene.render.resolution_y]}
+            if plan.image_path.is_file():
+                plan.image_sha256 = file_sha256(plan.image_path)
             prefs = get_preferences(context)
-            plan.sections = {"estimate": prefs.estimate_options(), **self.sections(context, plan)}
+            estimate = plan.sections["estimate"] if self.rerun_object else prefs.estimate_options()
+            plan.sections = {**plan.sections, "estimate": estimate, **self.sections(context, plan)}
+            if self.rerun_object and "mesh" in plan.sections and "blender_camera" in plan.camera:
+                # The depth was lifted for the camera as it was at the render, not as it is now.
+                plan.sections["mesh"]["blender_camera"] = plan.camera["blender_camera"]
             results = plan.sections.pop("results", ())
             settings = engine.settings(context)
             plan.depth_key = DepthJobs.key((settings.mode, settings.url if settings.mode == "EXTERNAL" else ""),
                                            input_key, plan.sections["estimate"])
-            reuse_job = DEPTH_JOBS.get(plan.depth_key) if self.reuse_depth else None
-            request = JobRequest(self.task, plan.image_path, results=results, reuse_job=reuse_job, **plan.sections)
+            base_prediction = None
+            if self.base_prediction:
+                base_prediction = Path(bpy.path.abspath(self.base_prediction))
+                if not base_prediction.is_file():
+                    raise JobError("BAD_DEPTH", f"No depth file at '{base_prediction}'.",
+                                   "Choose an existing .npy, 16-bit PNG or EXR disparity file.")
+                plan.depth_key = None  # the depth comes from that file, not from the models: never reused
+            if not self.rerun_object:
+                reuse_job = DEPTH_JOBS.get(plan.depth_key) if self.reuse_depth else None
+            request = JobRequest(self.task, plan.image_path, results=results, reuse_job=reuse_job,
+                                 base_prediction=base_prediction, **plan.sections)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return plan, request
+
+    def operator_name(self) -> str:
+        """create_mesh, create_relief, ... (an instance's bl_idname reads BETTERDEPTH_OT_create_mesh)."""
+        return self.bl_idname.split(".")[-1].lower().removeprefix("betterdepth_ot_")
+
+    def _prepare_rerun(self, context, plan: Plan) -> tuple[Plan, str]:
+        """The plan of the job that made the object, its depth's engine job; the options are this call's."""
+        old, stored = rerun.stored_parameters(self.rerun_object)
+        if getattr(self, "compare_base", False):
+            raise JobError("BAD_PARAMS", "Compare with Base makes a new pair of meshes; Re-run rebuilds one.",
+                           "Run Create Mesh with Compare with Base on the image instead.")
+        provenance = stored.get("provenance", {})
+        if stored.get("operator", self.operator_name()) != self.operator_name():
+            raise JobError("NOT_RERUNNABLE", f"'{old.name}' was made by {stored['operator']}, not by this operator.",
+                           "Use the sidebar's Re-run on the selected object.")
+        plan.source, plan.label, plan.rerun_of = stored["source"], stored.get("label") or old.name, old.name
+        plan.image_path = rerun.source_image(stored)
+        plan.source_path = provenance.get("image", {}).get("path") or ""
+        plan.camera = dict(provenance.get("camera") or {})
+        if plan.camera.get("name") and plan.camera["name"] in bpy.data.objects:
+            plan.camera_name = plan.camera["name"]
+        plan.image_name = rerun.material_image(old)
+        plan.stored_alignment = stored.get("alignment")
+        plan.sections = {"estimate": stored["request"]["estimate"]}
+        return plan, stored["engine_job"]
 
     def _start(self, context) -> tuple[EngineJob, Plan]:
         plan, request = self.prepare(context)
@@ -151,6 +230,8 @@ class EngineJobOperator:
             created = scene_build.Created()
             try:
                 summary = self.build(context, plan, payload, created)
+                if plan.rerun_of:
+                    rerun.replace(bpy.data.objects[plan.rerun_of], created)
             except Exception as error:  # noqa: BLE001 - whatever failed, undo what was built, report it
                 created.remove_all()
                 traceback.print_exc()  # the details go to the console, the user gets one line
@@ -189,6 +270,20 @@ class EngineJobOperator:
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
+        if self.rerun_object:  # the options the object was made with, to change; then execute (no model run)
+            try:
+                _, stored = rerun.stored_parameters(self.rerun_object)
+            except JobError as error:
+                return _report_error(self, error)
+            names = self.properties.bl_rna.properties.keys()
+            for section in ("mesh", "relief"):
+                for name, value in (stored["request"].get(section) or {}).items():
+                    if name in names and name not in ("source", "filepath", "image_name"):
+                        try:
+                            setattr(self, name, value)
+                        except (TypeError, ValueError):
+                            pass  # e.g. an option this version no longer offers
+            return context.window_manager.invoke_props_dialog(self)
         if ActiveJob.running():
             self.report({"WARNING"}, "BetterDepth: a job is already running; cancel it or wait.")
             return {"CANCELLED"}
@@ -263,10 +358,13 @@ class EngineJobOperator:
         self._end_ui(context)
 
     # -- helpers for build() -------------------------------------------------------------------------------
-    @staticmethod
-    def parameters(plan: Plan, meta: dict) -> dict:
+    def parameters(self, plan: Plan, meta: dict) -> dict:
+        provenance = record(task=self.task, source=plan.source, source_path=plan.source_path,
+                            sent_sha256=plan.image_sha256, camera=plan.camera, request=plan.sections, meta=meta,
+                            engine_job=plan.job_id, addon_version=ADDON_VERSION)
         return {"source": plan.source, "image": str(plan.image_path.name), "camera": plan.camera_name,
-                "request": plan.sections, "engine_job": plan.job_id, "engine": meta}
+                "label": plan.label, "operator": self.operator_name(), "request": plan.sections,
+                "engine_job": plan.job_id, "engine": meta, "provenance": provenance}
 
     @staticmethod
     def photo_image(plan: Plan, meta: dict, created: scene_build.Created) -> bpy.types.Image:
@@ -322,6 +420,12 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
     max_faces: IntProperty(name="Max Faces", default=0, min=0, description="Decimate to this many faces (0: off)")
     fov_deg: FloatProperty(name="Field of View", default=0.0, min=0.0, max=179.0,
                            description="For photos, across the longer side (0: the photo's EXIF, else 55)")
+    align_to_scene: BoolProperty(name="Align to Scene", default=True,
+                                 description="Camera renders: scale the depth to the scene's own geometry (ray cast "
+                                             "from the camera), so the mesh lands on it in scene units")
+    compare_base: BoolProperty(name="Compare with Base", default=False,
+                               description="Also build the base model's mesh (hidden, in the same place) and an "
+                                           "image of base and refined depth side by side: what the refiner added")
 
     def sections(self, context, plan):
         mesh = {"colors": "normal", "min_angle_deg": self.min_angle_deg,
@@ -333,27 +437,93 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
                                                                context.scene).to_request()
         elif self.fov_deg:
             mesh["fov_deg"] = self.fov_deg
+        if self.compare_base:
+            return {"mesh": mesh, "results": ("mesh.npz", "disparity.npy", "base_disparity.npy", "meta.json")}
         return {"mesh": mesh}
 
     def build(self, context, plan, files, created):
         meta = json.loads(files["meta.json"].read_text())
-        buffers = mesh_buffers(load_mesh_npz(files["mesh.npz"]))
-        mesh = created.add(scene_build.build_mesh(f"{plan.label} depth mesh", buffers))
+        camera = self._camera(context, plan, meta, created)
+        obj, alignment = self._mesh_object(context, plan, meta, files["mesh.npz"], files["disparity.npy"],
+                                           f"{plan.label} depth mesh", camera, created)
+        summary = f"mesh '{obj.name}' with {len(obj.data.vertices)} vertices seen from camera '{camera.name}'"
+        if alignment and "scale" in alignment:
+            summary += f", aligned to the scene (median depth error {alignment['median_relative_error']:.1%})"
+        if self.compare_base:
+            base = self._compare_with_base(context, plan, files, camera, obj, created)
+            summary += f"; base model's mesh '{base.name}' (hidden) and image '{plan.label} base | refined'"
+        return summary
+
+    @staticmethod
+    def _camera(context, plan, meta, created) -> bpy.types.Object:
+        if plan.camera_name:
+            return bpy.data.objects[plan.camera_name]
+        # A photo: a camera that sees exactly what the engine's pinhole camera saw.
+        intrinsics = meta["mesh"]["camera"]
+        camera = created.add(scene_build.new_camera(
+            context, f"{plan.label} camera", params_from_intrinsics(intrinsics),
+            int(intrinsics["width"]), int(intrinsics["height"])))
+        created.add(camera.data)
+        context.view_layer.update()  # world matrices follow rotation only after an update
+        return camera
+
+    def _mesh_object(self, context, plan, meta, mesh_path, disparity_path, name, camera, created):
+        """The engine's mesh as an object at the camera, aligned to the scene for camera renders."""
+        arrays = load_mesh_npz(mesh_path)
+        alignment = None
+        if plan.camera_name and self.align_to_scene and "scale" in (plan.stored_alignment or {}):
+            arrays, alignment = scene_align.apply_stored_fit(arrays, np.load(disparity_path), meta["mesh"]["camera"],
+                                                             plan.stored_alignment)
+        elif plan.camera_name and self.align_to_scene:
+            try:
+                arrays, alignment = scene_align.align_mesh(context, camera, arrays, np.load(disparity_path),
+                                                           meta["mesh"]["camera"])
+            except AlignmentError as error:
+                alignment = {"error": str(error)}
+                self.report({"WARNING"}, f"BetterDepth: not aligned to the scene: {error} The mesh keeps the "
+                                         "engine's depth range; add geometry in view or turn Align to Scene off.")
+        mesh = created.add(scene_build.build_mesh(name, mesh_buffers(arrays)))
+        if alignment and "scale" in alignment:
+            scene_align.refresh_normal_colors(mesh, scene_build.NORMAL_COLORS)
         mesh.materials.append(created.add(
             scene_build.photo_material(f"{plan.label} photo", self.photo_image(plan, meta, created))))
-        obj = created.add(scene_build.link_object(context, f"{plan.label} depth mesh", mesh))
-        if plan.camera_name:
-            camera = bpy.data.objects[plan.camera_name]
-        else:  # a photo: a camera that sees exactly what the engine's pinhole camera saw
-            intrinsics = meta["mesh"]["camera"]
-            camera = created.add(scene_build.new_camera(
-                context, f"{plan.label} camera", params_from_intrinsics(intrinsics),
-                int(intrinsics["width"]), int(intrinsics["height"])))
-            created.add(camera.data)
-            context.view_layer.update()  # world matrices follow rotation only after an update
+        obj = created.add(scene_build.link_object(context, name, mesh))
         obj.matrix_world = camera.matrix_world.copy()
-        scene_build.store_parameters(obj, self.parameters(plan, meta))
-        return f"mesh '{obj.name}' with {buffers.vertex_count} vertices seen from camera '{camera.name}'"
+        scene_build.store_parameters(obj, {**self.parameters(plan, meta), "alignment": alignment})
+        if alignment and "scale" in alignment:
+            obj[scene_align.ERROR_PROPERTY] = alignment["median_relative_error"]
+        return obj, alignment
+
+    def _compare_with_base(self, context, plan, files, camera, refined, created) -> bpy.types.Object:
+        """The base model's own mesh (same options, hidden, in the same place) and the two depths side by side:
+        what the refiner added. The base disparity goes back to the engine as an external depth with the
+        refiner off, so no model runs."""
+        if not plan.image_path.is_file():
+            raise JobError("NO_INPUT", "Compare needs the input image, which is no longer there.",
+                           "Run Create Mesh with Compare on the image again.")
+        request = JobRequest("mesh", plan.image_path, estimate={**plan.sections["estimate"], "refiner": "none"},
+                             mesh=plan.sections["mesh"], base_prediction=files["base_disparity.npy"])
+        job = EngineJob(partial(engine.connect, engine.settings(context)), request, plan.folder / "base")
+        base_files = job.run()
+        base_meta = json.loads(base_files["meta.json"].read_text())
+        estimate = {**request.estimate, "base_prediction": {"space": "disparity",
+                                                             "from_job": plan.job_id, "file": "base_disparity.npy"}}
+        base_plan = dataclasses.replace(plan, job_id=job.job_id, sections={**plan.sections, "estimate": estimate})
+        base, _ = self._mesh_object(context, base_plan, base_meta, base_files["mesh.npz"],
+                                    base_files["disparity.npy"], f"{plan.label} base mesh", camera, created)
+        base["betterdepth_compare_of"] = refined.name
+        base.hide_set(True)
+        base.hide_render = True
+        pair = [_normalized(np.load(files[name], allow_pickle=False))[0]
+                for name in ("base_disparity.npy", "disparity.npy")]
+        gap = np.full((pair[0].shape[0], max(2, pair[0].shape[1] // 50)), np.nan, np.float32)
+        image = scene_build.float_image(f"{plan.label} base | refined", np.concatenate((pair[0], gap, pair[1]), 1),
+                                        created)
+        image.pack()
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "IMAGE_EDITOR":
+                area.spaces.active.image = image
+        return base
 
 
 class BETTERDEPTH_OT_create_relief(EngineJobOperator, bpy.types.Operator):
@@ -558,7 +728,7 @@ class BETTERDEPTH_OT_check_setup(bpy.types.Operator):
         prefs = get_preferences(context)
         findings = check_setup(prefs.engine_mode, bpy.path.abspath(prefs.engine_python),
                                bpy.path.abspath(prefs.project_dir), prefs.url, prefs.token,
-                               bool(bpy.app.online_access))
+                               engine.online_access())
         settings = engine.settings(context)
         reachable = settings.mode == "EXTERNAL" or engine.managed_running()  # never start one just to check
         if all(finding.ok for finding in findings) and reachable:

@@ -27,7 +27,10 @@ class JobsPanel(BetterDepthPanel):
         if ActiveJob.running():
             progress = job.progress
             layout.label(text=ActiveJob.label, icon="TIME")
-            layout.progress(factor=progress.fraction, type="BAR", text=progress.message)
+            if hasattr(layout, "progress"):  # 4.0+
+                layout.progress(factor=progress.fraction, type="BAR", text=progress.message)
+            else:
+                layout.label(text=f"{progress.message} ({progress.fraction:.0%})")
             layout.operator("betterdepth.cancel", icon="CANCEL")
             return
         inputs = context.scene.betterdepth_inputs

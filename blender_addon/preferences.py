@@ -1,7 +1,7 @@
 """Add-on preferences: how to reach the engine, and the model defaults every job starts from."""
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .core.engine_setup import ENV_VARIABLE
 
@@ -33,6 +33,11 @@ class BetterDepthPreferences(bpy.types.AddonPreferences):
     )
     url: StringProperty(name="URL", default="http://127.0.0.1:8765", description="The external engine's address")
     token: StringProperty(name="Token", subtype="PASSWORD", description="The external engine's bearer token")
+    release_before_render: BoolProperty(
+        name="Release Before Render", default=True,
+        description="When Blender starts a render, ask an engine on this computer to unload its models, so the "
+                    "render gets the GPU memory (the next job loads them again)",
+    )
 
     base: StringProperty(name="Base Model", default="default",
                          description="'default', e.g. depth-anything-v2-small, a folder or a hub id (engine side)")
@@ -54,6 +59,7 @@ class BetterDepthPreferences(bpy.types.AddonPreferences):
         else:
             layout.prop(self, "url")
             layout.prop(self, "token")
+        layout.prop(self, "release_before_render")
         row = layout.row(align=True)
         row.operator("betterdepth.check_setup", icon="CHECKMARK")
         row.operator("betterdepth.engine_start", icon="PLAY")

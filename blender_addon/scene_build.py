@@ -50,10 +50,17 @@ def build_mesh(name: str, buffers: MeshBuffers) -> bpy.types.Mesh:
     mesh.loops.add(len(buffers.loop_vertex_indices))
     mesh.polygons.add(buffers.triangle_count)
     attributes = mesh.attributes
-    attributes["position"].data.foreach_set("vector", buffers.vertices)
-    attributes[".corner_vert"].data.foreach_set("value", buffers.loop_vertex_indices)
-    mesh.polygons.foreach_set("loop_start", buffers.loop_starts)  # loop totals follow from the starts
-    attributes.new("UVMap", "FLOAT2", "CORNER").data.foreach_set("vector", buffers.loop_uvs)
+    if bpy.app.version >= (3, 6, 0):
+        attributes["position"].data.foreach_set("vector", buffers.vertices)
+        attributes[".corner_vert"].data.foreach_set("value", buffers.loop_vertex_indices)
+        mesh.polygons.foreach_set("loop_start", buffers.loop_starts)  # loop totals follow from the starts
+        attributes.new("UVMap", "FLOAT2", "CORNER").data.foreach_set("vector", buffers.loop_uvs)
+    else:  # Blender 3.x before the generic position / corner attributes
+        mesh.vertices.foreach_set("co", buffers.vertices)
+        mesh.loops.foreach_set("vertex_index", buffers.loop_vertex_indices)
+        mesh.polygons.foreach_set("loop_start", buffers.loop_starts)
+        mesh.polygons.foreach_set("loop_total", np.full(buffers.triangle_count, 3, np.int32))
+        mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", buffers.loop_uvs)
     colors = mesh.color_attributes.new(NORMAL_COLORS, "BYTE_COLOR", "POINT")
     colors.data.foreach_set("color_srgb", buffers.vertex_colors)
     mesh.color_attributes.active_color = colors

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,10 +61,29 @@ def build(output_dir: Path) -> Path:
     return zip_path
 
 
+def build_legacy(output_dir: Path) -> Path:
+    """The same files as a Blender 3.x add-on zip (one top-level folder named after the id; bl_info in
+    __init__.py): Preferences > Add-ons > Install."""
+    manifest = tomllib.loads((ROOT / "blender_manifest.toml").read_text())
+    source = stage(ROOT / "build" / "legacy" / manifest["id"])
+    output_dir.mkdir(parents=True, exist_ok=True)
+    zip_path = output_dir / f"{manifest['id']}-{manifest['version']}-legacy.zip"
+    partial = zip_path.with_suffix(".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file() and path.name != "blender_manifest.toml":
+                archive.write(path, Path(manifest["id"]) / path.relative_to(source))
+    partial.replace(zip_path)
+    return zip_path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=ROOT / "dist")
+    parser.add_argument("--legacy", action="store_true", help="also the Blender 3.x add-on zip (...-legacy.zip)")
     args = parser.parse_args(argv)
+    if args.legacy:
+        print(build_legacy(args.output_dir))
     print(build(args.output_dir))
     return 0
 

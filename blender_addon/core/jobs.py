@@ -92,6 +92,7 @@ class JobRequest:
     relief: dict | None = None
     results: tuple[str, ...] = ()  # files to fetch; empty: the task's usual ones (RESULT_FILES)
     reuse_job: str | None = None  # an earlier job on the same image and models: its depth, no model run
+    base_prediction: Path | None = None  # a disparity file from any depth model, used as the base (uploaded)
 
     def __post_init__(self):
         if self.task not in RESULT_FILES:
@@ -198,10 +199,19 @@ class EngineJob:
         sections = {name: value for name, value in
                     (("estimate", request.estimate), ("mesh", request.mesh), ("relief", request.relief))
                     if value is not None}
+        if request.base_prediction is not None:
+            self._move(JobState.SUBMITTING, message="Sending the external depth to the engine")
+            path = Path(request.base_prediction)
+            upload = self.client.upload(path.read_bytes(), path.name)
+            sections["estimate"] = {**sections["estimate"],
+                                    "base_prediction": {"upload_id": upload["upload_id"], "space": "disparity"}}
         job = self._submit_reusing(sections) if request.reuse_job else None
         if job is None:
             self._move(JobState.SUBMITTING, message="Sending the image to the engine")
             image = Path(request.image_path)
+            if not image.is_file():  # a re-run whose depth the engine dropped, with its input gone or changed
+                raise JobError("DEPTH_GONE", f"The engine no longer has the depth of job {request.reuse_job}, and "
+                               "the input image is gone or changed.", "Run the original operator again.")
             # Uploading works the same for a local and a remote engine, and needs no shared folders.
             job = self.client.submit(request.task, image_bytes=image.read_bytes(), filename=image.name, **sections)
         self.job_id = job["job_id"]
