@@ -172,10 +172,17 @@ def _estimate(context: JobContext, image):
             elif stage == "ensemble":
                 context.report("ensemble", None, None)
 
-        context.report("refine", 0, None)
+        if pipeline.refiner is not None:  # the log and the progress show a refine stage only when one runs
+            context.report("refine", 0, None)
         with torch.inference_mode():
             result = pipeline.refine_batch([image], [prediction], options, on_progress)[0]
     result.timings = {"base": base_seconds, **result.timings}
+    models = context.models
+    result.metadata["model_files"] = {
+        "base": (models.fingerprint("base", params["base"]) if not params.get("base_prediction")
+                 else {"name": "uploaded base prediction", "folder": None, "sha256": None}),
+        "refiner": models.fingerprint("refiner", params["refiner"]),
+    }
     if pipeline.refiner is not None:
         _write_preview(context.results_dir, result.disparity)
     return result

@@ -71,6 +71,12 @@ def test_estimate_job_reports_real_progress_and_its_results(client, images_dir):
     meta = json.loads(client.result_bytes(job["job_id"], "meta.json"))
     assert meta["estimate"]["denoising_steps"] == 3 and meta["estimate"]["seed"] == 7
     assert meta["image"]["width"] == 96 and meta["image"]["exif_orientation"] == 1
+    from betterdepth_engine.server.models import folder_fingerprint  # provenance: which weights ran
+    from betterdepth_engine.models.loading import DEFAULT_WEIGHTS
+
+    files = meta["estimate"]["model_files"]
+    assert files["refiner"]["sha256"] == folder_fingerprint(DEFAULT_WEIGHTS / "refiner")
+    assert files["base"]["folder"] == str(DEFAULT_WEIGHTS / "base") and len(files["base"]["sha256"]) == 64
     assert Image.open(io.BytesIO(client.result_bytes(job["job_id"], "preview.png"))).size[0] == 96
 
 
@@ -126,7 +132,7 @@ def test_an_idempotency_key_makes_a_retried_submission_return_the_same_job(clien
     assert sum(job["job_id"] == first["job_id"] for job in client.jobs()) == 1
 
 
-def test_uploads_are_accepted_and_a_base_prediction_upload_replaces_the_base_model(client, images_dir):
+def test_uploads_are_accepted_and_a_base_prediction_upload_replaces_the_base_model(engine, client, images_dir):
     image_bytes = (images_dir / "crop06.png").read_bytes()
     disparity = np.tile(np.linspace(1, 2, 96, dtype=np.float32), (64, 1))
     base_upload = client.upload(npy_bytes(disparity), "prediction.npy")
@@ -137,6 +143,8 @@ def test_uploads_are_accepted_and_a_base_prediction_upload_replaces_the_base_mod
     client.wait(job["job_id"])
     base = np.load(io.BytesIO(client.result_bytes(job["job_id"], "base_disparity.npy")))
     assert np.array_equal(base, disparity)
+    log = (engine.state_dir / "engine.log").read_text()
+    assert f"job {job['job_id']}: base" in log and f"job {job['job_id']}: refine" not in log  # no refiner ran
 
 
 # Every error code a request can produce, produced by a real request ----------------------------------------
