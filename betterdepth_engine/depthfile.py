@@ -4,11 +4,11 @@ Used by `--base-dir`, `betterdepth mesh`, evaluation (`--folder` and the benchma
 `estimate` and `mesh`. Reading returns the values as stored, as float64 H x W, with NaN where the file marks a
 pixel invalid; what the values mean (disparity, depth, units) is the caller's business.
 
-| format | reads | writes |
-|---|---|---|
-| `.npy` | any int/float H x W (H x W x 1 accepted); NaN = invalid; never unpickled | float32, NaN = invalid |
-| `.png` | 16-bit grayscale, integers as stored; **0 = invalid** (as depth sensors and `write_png16` write it) | 1..65535 over the finite range; `write_png16` returns the range |
-| `.exr` | the only channel, else the first of `EXR_CHANNELS` (last part of the name, any case: Blender's `ViewLayer.Depth.Z` is `Z`); NaN = invalid | float32, one channel `Y` |
+- `.npy`: reads any int/float H x W (H x W x 1 accepted), never unpickled; writes float32. NaN = invalid.
+- `.png`: reads 16-bit grayscale, the integers as stored; writes the finite range as 1..65535
+  (`png16_range` gives the mapping for the metadata). **0 = invalid**, as depth sensors write it.
+- `.exr`: reads the only channel, else the first of `EXR_CHANNELS` (the last part of the name, any case:
+  Blender's `ViewLayer.Depth.Z` is `Z`); writes float32, one channel `Y`. NaN = invalid.
 
 8-bit and colour PNGs are refused everywhere: 256 levels turn depth into terraces, and a colour map cannot be
 inverted.
@@ -35,17 +35,21 @@ class _Refused(ValueError):
     """A readable file that is not a depth map; its message says why."""
 
 
-def _decode_npy(data: bytes) -> np.ndarray:
-    values = np.load(io.BytesIO(data), allow_pickle=False)  # never unpickle: the file may come from anywhere
+def _readable(source: bytes | Path):
+    return io.BytesIO(source) if isinstance(source, bytes) else source
+
+
+def _decode_npy(source: bytes | Path) -> np.ndarray:
+    values = np.load(_readable(source), allow_pickle=False)  # never unpickle: the file may come from anywhere
     if values.dtype.kind not in "fiu":
         raise _Refused(f"it holds {values.dtype} values, not numbers")
     return values.astype(np.float64)
 
 
-def _decode_png(data: bytes) -> np.ndarray:
+def _decode_png(source: bytes | Path) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(_readable(source)) as image:
         if image.mode in ("L", "1"):
             raise _Refused("it is an 8-bit PNG; 256 levels quantise depth into visible terraces")
         if image.mode not in PNG16_MODES:
@@ -56,17 +60,18 @@ def _decode_png(data: bytes) -> np.ndarray:
     return values
 
 
-def _decode_exr(data: bytes) -> np.ndarray:
+def _decode_exr(source: bytes | Path) -> np.ndarray:
     import tempfile
 
     import OpenEXR
 
-    # OpenEXR's Python API reads from a path; benchmark archives hand over bytes.
-    with tempfile.NamedTemporaryFile(suffix=".exr") as file:
-        file.write(data)
-        file.flush()
-        with OpenEXR.File(file.name, separate_channels=True) as exr:
-            channels = {name: channel.pixels for name, channel in exr.channels().items()}
+    if isinstance(source, bytes):  # OpenEXR's Python API reads from a path; archives hand over bytes
+        with tempfile.NamedTemporaryFile(suffix=".exr") as file:
+            file.write(source)
+            file.flush()
+            return _decode_exr(Path(file.name))
+    with OpenEXR.File(str(source), separate_channels=True) as exr:
+        channels = {name: channel.pixels for name, channel in exr.channels().items()}
     if len(channels) == 1:
         return next(iter(channels.values())).astype(np.float64)
     by_short_name = {name.rsplit(".", 1)[-1].lower(): name for name in sorted(channels)}
@@ -84,13 +89,13 @@ def _bad_file(name: str, what: str) -> BetterDepthError:
     return BetterDepthError(BetterDepthError.BAD_DEPTH, f"Cannot read depth map '{name}': {what}", HINT)
 
 
-def decode_depth(data: bytes, suffix: str, name: str = "the depth file") -> np.ndarray:
-    """The map in `data` (a file's bytes, format from `suffix`) as float64 H x W, NaN where invalid."""
+def decode_depth(source: bytes | Path, suffix: str, name: str = "the depth file") -> np.ndarray:
+    """The map in `source` (a file's bytes or path, format from `suffix`) as float64 H x W, NaN where invalid."""
     suffix = suffix.lower()
     if suffix not in DECODERS:
         raise _bad_file(name, f"unsupported file type '{suffix}' (use {', '.join(SUFFIXES)})")
     try:
-        values = DECODERS[suffix](data)
+        values = DECODERS[suffix](source)
     except _Refused as error:
         raise _bad_file(name, str(error)) from None
     except Exception as error:  # numpy, Pillow and OpenEXR each raise their own types for corrupt files
@@ -107,7 +112,7 @@ def read_depth_file(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise _bad_file(str(path), "no such file")
-    return decode_depth(path.read_bytes(), path.suffix, str(path))
+    return decode_depth(path, path.suffix, str(path))
 
 
 # ------------------------------------------------------------------------------------------------- writers

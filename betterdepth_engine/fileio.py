@@ -48,10 +48,10 @@ def check_output_folder(folder: str | os.PathLike) -> None:
     if not existing.is_dir():
         what = "is a file" if existing == folder else f"is under '{existing}', which is a file"
         raise BetterDepthError(BetterDepthError.OUTPUT_ERROR, f"The output folder '{folder}' {what}.",
-                               "Pass a folder path (-o), new or existing.")
+                               "Pass a folder path (new or existing) as the output.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise BetterDepthError(BetterDepthError.OUTPUT_ERROR, f"Cannot write to '{existing}' (permission denied).",
-                               "Pass an output folder you can write to (-o).")
+                               "Pass an output folder you can write to.")
 
 
 def write_files_atomically(writers: Mapping[str | os.PathLike, Callable[[Path], None]]) -> list[Path]:

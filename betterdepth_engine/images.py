@@ -26,6 +26,7 @@ class LoadedImage:
     path: Path | None = None
     notes: list[str] = field(default_factory=list)  # conversions applied (mode, rotation, downscale)
     focal_length_35mm: float | None = None  # from EXIF, for reconstruction
+    exif_orientation: int = 1  # the EXIF orientation that was applied to `rgb` (1 = none)
 
     @property
     def stem(self) -> str:
@@ -40,8 +41,10 @@ class LoadedImage:
         return self.rgb.shape[1]
 
 
-def _bad_image(path: Path, what: str,
-               hint: str = "Use a JPEG, PNG, TIFF, BMP or WebP file that opens in an image viewer.") -> BetterDepthError:
+IMAGE_HINT = "Use a JPEG, PNG, TIFF, BMP or WebP file that opens in an image viewer."
+
+
+def _bad_image(path: Path, what: str, hint: str = IMAGE_HINT) -> BetterDepthError:
     return BetterDepthError(BetterDepthError.BAD_IMAGE, f"Cannot read image '{path}': {what}", hint)
 
 
@@ -115,7 +118,8 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise _bad_image(path, f"the file is corrupt or truncated ({error})") from None
     focal = float(focal_35mm) if focal_35mm else None
-    return LoadedImage(rgb=np.array(rgb, dtype=np.uint8), path=path, notes=notes, focal_length_35mm=focal)
+    return LoadedImage(rgb=np.array(rgb, dtype=np.uint8), path=path, notes=notes, focal_length_35mm=focal,
+                       exif_orientation=int(orientation or 1))
 
 
 def find_images(inputs: list[str | os.PathLike]) -> list[Path]:

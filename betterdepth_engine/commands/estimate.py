@@ -19,6 +19,9 @@ Always written, per image (STEM = the image's file name without extension):
   OUT/STEM_base_disparity.npy  the base prediction used as conditioning, same frame and size
   OUT/STEM_meta.json           models, settings, timings, value ranges
 Disparity is affine-invariant (larger = nearer, unknown scale and shift), in the base model's frame.
+On request: STEM_disparity.png (16-bit, 0 = invalid), .exr, _disparity_color.png, and _side_by_side.png
+(labelled panels image | base | refined | normals with a colour bar: red = near, blue = far).
+Inputs with the same STEM would overwrite each other's files and are refused before anything runs.
 """
 
 EPILOG = """\
@@ -136,7 +139,8 @@ def checked_settings(args):
         strength=args.strength, noise=args.noise, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
     )
     if args.batch_size < 1:
-        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.", "Use --batch-size 1 or more.")
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.",
+                               "Use --batch-size 1 or more.")
     if not args.far_near_ratio > 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--far-near-ratio must be above 1.", "Try 10.")
     return options, formats, mesh_formats

@@ -127,12 +127,13 @@ def run(args) -> int:
     from betterdepth_engine.commands.estimate import resolve_device
     from betterdepth_engine.errors import BetterDepthError
     from betterdepth_engine.eval import report, runner
-    from betterdepth_engine.fileio import write_files_atomically
+    from betterdepth_engine.fileio import check_output_folder, write_files_atomically
     from betterdepth_engine.models.loading import load_base_model, load_refiner
     from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
 
     if args.limit is not None and args.limit < 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--limit must be at least 1.", "Or leave it out.")
+    check_output_folder(args.output)  # before hours of evaluation, not after
     dataset = open_dataset(args)
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     protocol = dataset.protocol
@@ -154,9 +155,10 @@ def run(args) -> int:
         try:
             sample = dataset[index]
             evaluation = runner.evaluate_sample(pipeline, sample, options, protocol, args.alignment, index)
-        except BetterDepthError as error:
-            failures.append({"index": index, "code": error.code, "message": str(error)})
-            tqdm.write(f"betterdepth: error [{error.code}] sample {index}: {error}", file=sys.stderr)
+        except Exception as error:  # any failure (a MemoryError too) is this sample's alone: record it, go on
+            code = error.code if isinstance(error, BetterDepthError) else type(error).__name__
+            failures.append({"index": index, "code": code, "message": str(error)})
+            tqdm.write(f"betterdepth: error [{code}] sample {index}: {error}", file=sys.stderr)
             continue
         evaluations.append(evaluation)
         if index in sheet_indices:

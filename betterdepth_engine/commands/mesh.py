@@ -22,7 +22,7 @@ def output_stem(depth_path: Path) -> str:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from betterdepth_engine.options import add_options
-    from betterdepth_engine.recon import MESH_FORMATS, ReconOptions, ReliefOptions
+    from betterdepth_engine.recon import MESH_FORMATS, SPACES, ReconOptions, ReliefOptions
 
     parser = subparsers.add_parser(
         "mesh",
@@ -38,7 +38,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="float32 .npy (H x W), 16-bit PNG (0 = invalid) or EXR, e.g. OUT/photo_disparity.npy")
     parser.add_argument("--image", type=Path, help="the photo, for vertex colours and its EXIF focal length")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="output folder")
-    parser.add_argument("--space", choices=("disparity", "affine-depth", "depth"), default="disparity",
+    parser.add_argument("--space", choices=SPACES, default="disparity",
                         help="what DEPTH_FILE holds: affine-invariant disparity (default, larger = nearer, "
                              "what estimate writes), affine-invariant depth, or metric depth along the view axis")
     parser.add_argument("--format", default="ply", metavar="LIST",
@@ -46,7 +46,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "vertices as a point cloud with normals and colours); '' for none (default: ply)")
     parser.add_argument("--heightmap", action="store_true",
                         help="also write <stem>_height.exr (float32) and <stem>_height.png (16-bit)")
-    parser.add_argument("--preview", action="store_true", help="also write <stem>_mesh_preview.png (<stem>_relief_preview.png)")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write <stem>_mesh_preview.png (<stem>_relief_preview.png)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     add_options(parser.add_argument_group("reconstruction"), ReconOptions)
     add_options(parser.add_argument_group("relief and height map"), ReliefOptions, prefix="relief-")

@@ -347,7 +347,8 @@ class FolderDataset:
             raise BetterDepthError(BetterDepthError.BAD_INPUT,
                                    f"{len(missing)} image(s) in '{images_dir}' have no depth file: "
                                    f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}.",
-                                   f"Add depth/<stem>{'|'.join(depthfile.SUFFIXES)} for each image, or remove the image.")
+                                   f"Add depth/<stem>{'|'.join(depthfile.SUFFIXES)} for each image, or remove the "
+                                   "image.")
         if not self.entries:
             raise BetterDepthError(BetterDepthError.BAD_INPUT, f"'{images_dir}' holds no .jpg or .png images.",
                                    "Put the images under ROOT/images/.")

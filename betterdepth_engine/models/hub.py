@@ -34,7 +34,8 @@ def hub_problem(repo_id: str, timeout: float = HUB_CHECK_TIMEOUT_S) -> str | Non
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(f"{hub_endpoint()}/api/models/{repo_id}", method="HEAD")
+    # The model's metadata (a small JSON document): 200 if it exists, 404 if not, 401/403 if private or gated.
+    request = urllib.request.Request(f"{hub_endpoint()}/api/models/{repo_id}")
     from huggingface_hub import get_token
 
     token = get_token()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import hashlib
 import logging
 import os
 import threading
 import time
+from pathlib import Path
 
 import psutil
 
@@ -45,6 +47,34 @@ def _release_freed_memory(device) -> None:
         pass
 
 
+def folder_fingerprint(folder: Path) -> str:
+    """SHA-256 over a model folder's files (relative names and bytes, in name order): which weights ran."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as file:
+            while chunk := file.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_folder(kind: str, spec: str) -> Path | None:
+    """The folder a model name loads from, if it is on this machine (shipped, a folder, or in the hub cache)."""
+    from betterdepth_engine.models.loading import BASE_ALIASES, DEFAULT_WEIGHTS, REFINER_ALIASES
+
+    if spec == "default":
+        return DEFAULT_WEIGHTS / kind
+    source = (BASE_ALIASES if kind == "base" else REFINER_ALIASES).get(spec, spec)
+    if Path(source).is_dir():
+        return Path(source)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(source, local_files_only=True))
+    except Exception:  # noqa: BLE001 - not a hub id, or not cached: no fingerprint
+        return None
+
+
 class ModelCache:
     """Base models and refiners by the name the client gave; one lock, held by whoever uses them."""
 
@@ -55,6 +85,7 @@ class ModelCache:
         self.lock = threading.RLock()
         self._bases: dict[str, object] = {}
         self._refiners: dict[str, object] = {}
+        self._fingerprints: dict[tuple[str, str], dict] = {}  # kept across unloads: the files do not change
         self.last_used = time.monotonic()
         self.last_unload: dict | None = None
 
@@ -82,6 +113,16 @@ class ModelCache:
             self._refiners[spec] = load_refiner(spec, self.resolve_device(), self.dtype)
         self.last_used = time.monotonic()
         return self._refiners[spec]
+
+    def fingerprint(self, kind: str, spec: str) -> dict:
+        """{"name", "folder", "sha256"} of a model's files (hashed once per engine; None where unknown)."""
+        if (kind, spec) not in self._fingerprints:
+            folder = model_folder(kind, spec) if spec != "none" else None
+            self._fingerprints[kind, spec] = {
+                "name": spec, "folder": str(folder) if folder else None,
+                "sha256": folder_fingerprint(folder) if folder else None,
+            }
+        return self._fingerprints[kind, spec]
 
     def loaded(self) -> list[dict]:
         return ([{"kind": "base", "name": name} for name in self._bases]

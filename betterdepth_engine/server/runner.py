@@ -75,6 +75,7 @@ class JobRunner:
         self._condition = threading.Condition()
         self._progress: dict[str, Progress] = {}
         self._cancel_requested: set[str] = set()
+        self._listeners: dict[str, set] = collections.defaultdict(set)  # job id -> callables woken on a change
         self.running_job: str | None = None
         self._stopping = False
         self._worker = threading.Thread(target=self._work, name="betterdepth-worker", daemon=True)
@@ -136,7 +137,7 @@ class JobRunner:
                 shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
                 return record, True
             self._progress[job_id] = Progress()
-            self._progress[job_id].record()
+            self._record(job_id, self._progress[job_id])
             self._queue.append(job_id)
             self._condition.notify_all()
         return record, False
@@ -175,6 +176,20 @@ class JobRunner:
 
     def progress(self, job_id: str) -> Progress:
         return self._progress.get(job_id) or Progress()
+
+    def listen(self, job_id: str, wake) -> None:
+        """Call `wake()` (from the worker's thread) whenever the job's progress changes."""
+        self._listeners[job_id].add(wake)
+
+    def unlisten(self, job_id: str, wake) -> None:
+        self._listeners[job_id].discard(wake)
+        if not self._listeners[job_id]:
+            self._listeners.pop(job_id, None)
+
+    def _record(self, job_id: str, progress: Progress) -> None:
+        progress.record()
+        for wake in list(self._listeners.get(job_id, ())):
+            wake()
 
     def changes_since(self, job_id: str, index: int) -> tuple[list[dict], int]:
         """Progress changes numbered index, index + 1, ... (all since the job was queued), and the next number."""
@@ -217,7 +232,7 @@ class JobRunner:
         self.store.mark_running(job_id)
         progress = self._progress.setdefault(job_id, Progress())
         progress.started, progress.state = time.monotonic(), "running"
-        progress.record()
+        self._record(job_id, progress)
         results_dir = self.job_dir(job_id) / "results"
         results_dir.mkdir(parents=True, exist_ok=True)
         context = tasks.JobContext(
@@ -253,12 +268,13 @@ class JobRunner:
         progress = self._progress[job_id]
         if stage != progress.stage:
             self.store.set_stage(job_id, stage)
+            log.info("job %s: %s", job_id, stage)  # the log shows which stages each job ran (reuse skips the models)
         progress.stage, progress.step, progress.total_steps = stage, step, total
         progress.fraction = max(progress.fraction, _fraction(stage, step, total))
         elapsed = time.monotonic() - progress.started
         # Only once the work is under way: the loading stage's time says nothing about the rest.
         progress.eta_s = round(elapsed * (1 - progress.fraction) / progress.fraction, 2) if progress.fraction >= 0.2 else None
-        progress.record()
+        self._record(job_id, progress)
 
     def _finish(self, job_id: str, state: str, error: dict | None) -> None:
         assert state in FINAL_STATES
@@ -270,7 +286,7 @@ class JobRunner:
             progress.fraction, progress.eta_s = 1.0, 0.0
         progress.message = {"succeeded": "done", "cancelled": "cancelled"}.get(state, (error or {}).get("message", ""))
         progress.state = state
-        progress.record()
+        self._record(job_id, progress)
         log.info("job %s %s%s", job_id, state, f": [{error['code']}] {error['message']}" if error else "")
 
     # Housekeeping ----------------------------------------------------------------------------------------

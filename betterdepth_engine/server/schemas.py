@@ -26,21 +26,24 @@ class Strict(BaseModel):
 
 
 def model_from_dataclass(cls: type, name: str, exclude: tuple[str, ...] = ()) -> type[BaseModel]:
-    """A pydantic model with the dataclass's fields, types and defaults; nested option dataclasses too."""
+    """A pydantic model with the dataclass's fields, types, defaults, help texts and choices (from the fields'
+    metadata, as the CLI uses them); nested option dataclasses become nested models."""
     hints = typing.get_type_hints(cls)
     fields: dict[str, Any] = {}
     for item in dataclasses.fields(cls):
         if item.name in exclude:
             continue
         annotation = hints[item.name]
-        if dataclasses.is_dataclass(annotation):
+        if item.metadata.get("choices"):
+            annotation = Literal[tuple(item.metadata["choices"])]
+        elif dataclasses.is_dataclass(annotation):
             annotation = model_from_dataclass(annotation, annotation.__name__)
         elif typing.get_origin(annotation) in (typing.Union, types.UnionType):
             args = [model_from_dataclass(a, a.__name__) if dataclasses.is_dataclass(a) else a
                     for a in typing.get_args(annotation)]
             annotation = typing.Union[tuple(args)]
         default = item.default if item.default is not dataclasses.MISSING else None
-        fields[item.name] = (annotation, Field(default=default))
+        fields[item.name] = (annotation, Field(default=default, description=item.metadata.get("help")))
     return create_model(name, __base__=Strict, **fields)
 
 

@@ -48,14 +48,17 @@ def run(context: JobContext) -> list[str]:
 
     request = context.request
     timings: dict[str, float] = {}
+    if request.get("reuse_job"):
+        _check_reuse_source(context)
     image_path = _image_path(context)
     image = load_image(image_path) if image_path is not None else None
     if request.get("reuse_job"):
-        estimate_files, estimate_meta = _reused_estimate(context)
-        disparity = np.load(context.jobs_dir / request["reuse_job"] / "results" / "disparity.npy")
+        estimate_files, estimate_meta, disparity = _reused_estimate(context)
         valid = np.isfinite(disparity)
     else:
-        result = _estimate(context, image, timings)
+        clock = time.perf_counter()
+        result = _estimate(context, image)
+        timings["estimate"] = time.perf_counter() - clock
         disparity, valid = result.disparity, result.valid_mask
         estimate_files = _estimate_writers(result)
         estimate_meta = {**result.metadata, "timings_s": _rounded(result.timings)}
@@ -108,7 +111,8 @@ def _image_meta(image, image_path: Path | None, request: dict) -> dict:
         "path": source.get("path") or (str(image_path) if request.get("reuse_job") else None),
         "upload_id": source.get("upload_id"),
         "width": image.width, "height": image.height,
-        "focal_length_35mm": image.focal_length_35mm, "notes": image.notes,
+        "focal_length_35mm": image.focal_length_35mm, "exif_orientation": image.exif_orientation,
+        "notes": image.notes,
     }
 
 
@@ -143,7 +147,7 @@ def _uploaded_base(input_dir: Path, space: str):
     return base
 
 
-def _estimate(context: JobContext, image, timings: dict):
+def _estimate(context: JobContext, image):
     import torch
 
     from betterdepth_engine.pipeline import RefineOptions
@@ -168,10 +172,17 @@ def _estimate(context: JobContext, image, timings: dict):
             elif stage == "ensemble":
                 context.report("ensemble", None, None)
 
-        context.report("refine", 0, None)
+        if pipeline.refiner is not None:  # the log and the progress show a refine stage only when one runs
+            context.report("refine", 0, None)
         with torch.inference_mode():
             result = pipeline.refine_batch([image], [prediction], options, on_progress)[0]
     result.timings = {"base": base_seconds, **result.timings}
+    models = context.models
+    result.metadata["model_files"] = {
+        "base": (models.fingerprint("base", params["base"]) if not params.get("base_prediction")
+                 else {"name": "uploaded base prediction", "folder": None, "sha256": None}),
+        "refiner": models.fingerprint("refiner", params["refiner"]),
+    }
     if pipeline.refiner is not None:
         _write_preview(context.results_dir, result.disparity)
     return result
@@ -204,15 +215,26 @@ def _estimate_writers(result) -> dict[str, Callable[[Path], None]]:
     return writers
 
 
-def _reused_estimate(context: JobContext) -> tuple[dict, dict]:
-    """The earlier job's depth files (copied into this job, so it stands alone) and its estimate metadata."""
+def _check_reuse_source(context: JobContext) -> None:
+    """The job to reuse was checked at submission; it may have been deleted while this one waited."""
+    from betterdepth_engine.server.errors import ServiceError
+
+    source = context.jobs_dir / context.request["reuse_job"] / "results"
+    if not (source / "disparity.npy").is_file() or not (source / "meta.json").is_file():
+        raise ServiceError("NOT_FOUND", f"Job '{context.request['reuse_job']}' was deleted before its depth could "
+                           "be reused.", "Submit the job with the image again.")
+
+
+def _reused_estimate(context: JobContext) -> tuple[dict, dict, np.ndarray]:
+    """The earlier job's depth files (copied into this job, so it stands alone), its estimate metadata and
+    its disparity."""
     import shutil
 
     source = context.jobs_dir / context.request["reuse_job"] / "results"
     names = [name for name in ("disparity.npy", "base_disparity.npy", "uncertainty.npy") if (source / name).is_file()]
     writers = {name: (lambda path, name=name: shutil.copyfile(source / name, path)) for name in names}
     meta = json.loads((source / "meta.json").read_text())
-    return writers, meta["estimate"]
+    return writers, meta["estimate"], np.load(source / "disparity.npy", allow_pickle=False)
 
 
 def recon_options(request: dict, image):

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.fileio import check_output_folder
 
 
 @dataclasses.dataclass
@@ -101,6 +102,7 @@ def prepare_run_folder(settings: RunSettings) -> Path:
                                f"--cooldown-steps {settings.cooldown_steps} does not fit in --steps {settings.steps}.",
                                "Give a cooldown between 0 and the number of steps.")
     folder = Path(settings.output_dir)
+    check_output_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "config.json"
     # Through JSON so tuples and lists compare equal with what an earlier run wrote.

@@ -102,3 +102,9 @@ def test_an_unexpected_exception_fails_only_its_image(tmp_path, models, capsys, 
     error = capsys.readouterr().err
     assert "[MemoryError] b.png" in error and "1 of 3 image(s) failed" in error and "Traceback" not in error
     assert sorted(p.name for p in out.glob("*_meta.json")) == ["a_meta.json", "c_meta.json"]
+
+
+@pytest.mark.parametrize("command", [["train", "base", "--steps", "1", "--output-dir"], ["eval", "--synthetic", "1", "-o"]])
+def test_training_and_evaluation_check_their_output_folder_first(tmp_path, capsys, command):
+    (tmp_path / "a_file").write_text("not a folder")
+    _refused([*command, str(tmp_path / "a_file" / "run")], capsys, "OUTPUT_ERROR")

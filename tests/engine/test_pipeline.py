@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from betterdepth_engine.errors import BetterDepthError
 from betterdepth_engine.images import LoadedImage

@@ -221,3 +221,21 @@ def test_autoencoder_round_trip_leaves_the_unet_out(tmp_path, tiny_base_dir, tin
     assert written["models"]["refiner"].endswith("without its U-Net") and written["dataset"]["samples"] == 1
     assert set(written["metrics"]) == {"base", "refined"} and "| refined |" in result.stdout
     assert len((out / "per_image.csv").read_text().splitlines()) == 1 + 2  # header, base and round trip
+
+
+def test_an_unexpected_exception_fails_only_its_sample(tmp_path, folder_dataset, models, capsys, monkeypatch):
+    from betterdepth_engine.eval import runner
+
+    real_evaluate_sample = runner.evaluate_sample
+
+    def evaluate_sample(pipeline, sample, *args):  # fault injection around the real evaluation
+        if sample.name.startswith("view1"):
+            raise MemoryError("injected")
+        return real_evaluate_sample(pipeline, sample, *args)
+
+    monkeypatch.setattr(runner, "evaluate_sample", evaluate_sample)
+    out = tmp_path / "out"
+    assert run_eval(["--folder", str(folder_dataset), "-o", str(out), "--steps", "1", *models]) == 2
+    assert "[MemoryError] sample 1" in capsys.readouterr().err
+    results = json.loads((out / "metrics.json").read_text())
+    assert results["dataset"]["samples"] == 2 and results["dataset"]["failed"][0]["code"] == "MemoryError"

@@ -112,3 +112,22 @@ def test_a_relief_run_keeps_the_sidecar_of_an_earlier_mesh_run(tmp_path):
     assert cli.main(["mesh", depth_file, "-o", str(tmp_path / "out"), "--mode", "relief", "-q"]) == 0
     assert (tmp_path / "out" / "shot_mesh.json").read_text() == mesh_sidecar
     assert json.loads((tmp_path / "out" / "shot_relief.json").read_text())["files"] == {"ply": "shot_relief.ply"}
+
+
+def test_mesh_options_are_the_reconstruction_settings_and_their_defaults(tmp_path):
+    import argparse
+    import dataclasses
+
+    from betterdepth_engine.commands import mesh
+    from betterdepth_engine.recon import ReconOptions, ReliefOptions
+
+    parser = argparse.ArgumentParser()
+    mesh.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["mesh", "depth.npy", "-o", str(tmp_path)])
+    assert mesh.options_from_args(args, focal_35mm=None) == ReconOptions()
+    changed = parser.parse_args(["mesh", "depth.npy", "-o", str(tmp_path), "--relief-gamma", "0.7", "--smooth", "2",
+                                 "--colors", "normal", "--max-faces", "900"])
+    assert mesh.options_from_args(changed, focal_35mm=28.0) == ReconOptions(
+        focal_35mm=28.0, smooth_iterations=2, colors="normal", max_faces=900, relief=ReliefOptions(gamma=0.7))
+    documented = [f for f in dataclasses.fields(ReconOptions) if f.metadata.get("cli", True)]
+    assert all(f.metadata["help"] for f in documented + list(dataclasses.fields(ReliefOptions)))

@@ -70,6 +70,13 @@ def test_estimate_job_reports_real_progress_and_its_results(client, images_dir):
     assert disparity.shape == (64, 96) and disparity.dtype == np.float32
     meta = json.loads(client.result_bytes(job["job_id"], "meta.json"))
     assert meta["estimate"]["denoising_steps"] == 3 and meta["estimate"]["seed"] == 7
+    assert meta["image"]["width"] == 96 and meta["image"]["exif_orientation"] == 1
+    from betterdepth_engine.server.models import folder_fingerprint  # provenance: which weights ran
+    from betterdepth_engine.models.loading import DEFAULT_WEIGHTS
+
+    files = meta["estimate"]["model_files"]
+    assert files["refiner"]["sha256"] == folder_fingerprint(DEFAULT_WEIGHTS / "refiner")
+    assert files["base"]["folder"] == str(DEFAULT_WEIGHTS / "base") and len(files["base"]["sha256"]) == 64
     assert Image.open(io.BytesIO(client.result_bytes(job["job_id"], "preview.png"))).size[0] == 96
 
 
@@ -101,7 +108,7 @@ def test_relief_job_writes_height_maps_with_displace_settings(client, images_dir
     assert height.dtype == np.uint16 and height.shape == (64, 96)
 
 
-def test_remeshing_reuses_the_depth_without_running_the_models(client, images_dir):
+def test_remeshing_reuses_the_depth_without_running_the_models(engine, client, images_dir):
     first = client.submit("estimate", image_path=images_dir / "crop04.png")
     client.wait(first["job_id"])
     again = client.submit("mesh", reuse_job=first["job_id"], mesh={"min_angle_deg": 8.0})
@@ -110,6 +117,9 @@ def test_remeshing_reuses_the_depth_without_running_the_models(client, images_di
     assert meta["reused_from"] == first["job_id"] and "base" not in meta["timings_s"]
     assert meta["recon_options"]["min_angle_deg"] == 8.0
     assert client.result_bytes(again["job_id"], "disparity.npy") == client.result_bytes(first["job_id"], "disparity.npy")
+    log = (engine.state_dir / "engine.log").read_text()
+    assert f"job {first['job_id']}: base" in log and f"job {again['job_id']}: reconstruct" in log
+    assert f"job {again['job_id']}: base" not in log and f"job {again['job_id']}: refine" not in log
     assert "mesh.npz" in final["results"]
 
 
@@ -122,7 +132,7 @@ def test_an_idempotency_key_makes_a_retried_submission_return_the_same_job(clien
     assert sum(job["job_id"] == first["job_id"] for job in client.jobs()) == 1
 
 
-def test_uploads_are_accepted_and_a_base_prediction_upload_replaces_the_base_model(client, images_dir):
+def test_uploads_are_accepted_and_a_base_prediction_upload_replaces_the_base_model(engine, client, images_dir):
     image_bytes = (images_dir / "crop06.png").read_bytes()
     disparity = np.tile(np.linspace(1, 2, 96, dtype=np.float32), (64, 1))
     base_upload = client.upload(npy_bytes(disparity), "prediction.npy")
@@ -133,6 +143,8 @@ def test_uploads_are_accepted_and_a_base_prediction_upload_replaces_the_base_mod
     client.wait(job["job_id"])
     base = np.load(io.BytesIO(client.result_bytes(job["job_id"], "base_disparity.npy")))
     assert np.array_equal(base, disparity)
+    log = (engine.state_dir / "engine.log").read_text()
+    assert f"job {job['job_id']}: base" in log and f"job {job['job_id']}: refine" not in log  # no refiner ran
 
 
 # Every error code a request can produce, produced by a real request ----------------------------------------
@@ -280,3 +292,15 @@ def test_the_checked_in_openapi_schema_is_the_served_one(engine):
     assert status == 200
     checked_in = json.loads((Path(__file__).resolve().parents[2] / "docs" / "openapi.json").read_text())
     assert served == checked_in, "regenerate it: python scripts/export_openapi.py"
+
+
+def test_a_reuse_whose_source_is_deleted_before_it_runs_fails_clearly(client, images_dir):
+    source = client.submit("estimate", image_path=images_dir / "crop10.png")
+    client.wait(source["job_id"])
+    blocker = client.submit("estimate", image_path=images_dir / "crop11.png", estimate=SLOW)
+    remesh = client.submit("mesh", reuse_job=source["job_id"])  # queued behind the blocker
+    client.delete(source["job_id"])
+    client.cancel(blocker["job_id"])
+    with pytest.raises(EngineError) as caught:
+        client.wait(remesh["job_id"])
+    assert caught.value.code == "NOT_FOUND" and "deleted" in caught.value.message

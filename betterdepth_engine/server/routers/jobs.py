@@ -19,8 +19,7 @@ from betterdepth_engine.server.schemas import JobList, JobRequest, JobStatus, Su
 from betterdepth_engine.server.store import FINAL_STATES
 
 router = APIRouter(tags=["jobs"])
-EVENT_POLL_S = 0.05  # how often an event stream looks for new progress changes (in memory; cheap)
-KEEPALIVE_S = 15.0
+KEEPALIVE_S = 15.0  # a comment line this often on a quiet stream (and a check that the client is still there)
 
 
 def job_status(engine: Service, job_id: str) -> JobStatus:
@@ -146,26 +145,35 @@ async def events(job_id: str, request: Request, engine: Service = Depends(servic
         if current.state in FINAL_STATES:  # also jobs finished before an engine restart: no live progress for them
             yield f"data: {current.model_dump_json()}\n\n"
             return
-        index, last_sent = 0, time.monotonic()
-        while True:
-            changes, index = engine.runner.changes_since(job_id, index)
-            if changes:
-                try:
-                    current = job_status(engine, job_id)
-                except ServiceError:  # deleted while streaming
-                    return
-                for change in changes:
-                    if change["state"] in FINAL_STATES:  # the last event is the job's full final status
-                        yield f"data: {current.model_dump_json()}\n\n"
+        loop, changed = asyncio.get_running_loop(), asyncio.Event()
+
+        def wake() -> None:  # called on the worker's thread
+            loop.call_soon_threadsafe(changed.set)
+
+        engine.runner.listen(job_id, wake)
+        try:
+            index = 0
+            while True:
+                changed.clear()
+                changes, index = engine.runner.changes_since(job_id, index)
+                if changes:
+                    try:
+                        current = job_status(engine, job_id)
+                    except ServiceError:  # deleted while streaming
                         return
-                    yield f"data: {current.model_copy(update=change).model_dump_json()}\n\n"
-                last_sent = time.monotonic()
-            elif time.monotonic() - last_sent > KEEPALIVE_S:
-                last_sent = time.monotonic()
-                yield ": keep-alive\n\n"
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(EVENT_POLL_S)
+                    for change in changes:
+                        if change["state"] in FINAL_STATES:  # the last event is the job's full final status
+                            yield f"data: {current.model_dump_json()}\n\n"
+                            return
+                        yield f"data: {current.model_copy(update=change).model_dump_json()}\n\n"
+                try:
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
+                except asyncio.TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+        finally:
+            engine.runner.unlisten(job_id, wake)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

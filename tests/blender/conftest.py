@@ -1,0 +1,82 @@
+"""Real Blender (the bpy wheel) with the built extension installed into a fresh user profile.
+
+Runs in its own environment (.venv-blender-<version>: the bpy wheels pin numpy < 2, the engine's venv has
+numpy 2), with `--confcutdir tests/blender` so the engine tests' conftest (torch) is not loaded:
+    .venv-blender-4.5/bin/python -m pytest tests/blender --confcutdir tests/blender
+The engine is real too: the add-on starts it in managed mode from the engine's environment
+($BETTERDEPTH_ENGINE_PYTHON, default <repo>/.venv/bin/python) with the shipped default models.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# A fresh user profile, before bpy is imported: nothing from the machine's own Blender settings leaks in.
+PROFILE = tempfile.mkdtemp(prefix="betterdepth-blender-profile-")
+os.environ["BLENDER_USER_RESOURCES"] = PROFILE
+atexit.register(shutil.rmtree, PROFILE, ignore_errors=True)
+import bpy  # noqa: E402
+
+REPO = "bdtest"
+MODULE = f"bl_ext.{REPO}.betterdepth"
+ENGINE_PYTHON = os.environ.get("BETTERDEPTH_ENGINE_PYTHON") or str(ROOT / ".venv" / "bin" / "python")
+
+
+@pytest.fixture(scope="session")
+def extension_zip(tmp_path_factory) -> Path:
+    """dist zip built by scripts/build_extension.py (Blender's own validator and builder)."""
+    output = tmp_path_factory.mktemp("dist")
+    completed = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_extension.py"), "--output-dir",
+                                str(output)], capture_output=True, text=True, cwd=ROOT)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return Path(completed.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def addon(extension_zip, tmp_path_factory):
+    """The extension installed from its zip (as Install from Disk does) and enabled; its modules."""
+    repo_dir = tmp_path_factory.mktemp("extensions")
+    bpy.context.preferences.extensions.repos.new(name=REPO, module=REPO, custom_directory=str(repo_dir),
+                                                 source="USER")
+    result = bpy.ops.extensions.package_install_files(repo=REPO, filepath=str(extension_zip),
+                                                      enable_on_install=True)
+    assert result == {"FINISHED"} and MODULE in bpy.context.preferences.addons
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.engine_mode, prefs.engine_python = "MANAGED", ENGINE_PYTHON
+    yield sys.modules[MODULE]
+    bpy.ops.preferences.addon_disable(module=MODULE)  # unregister stops the managed engine
+
+
+@pytest.fixture
+def prefs(addon):
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    yield prefs
+    prefs.engine_mode, prefs.url, prefs.token = "MANAGED", "http://127.0.0.1:8765", ""
+
+
+@pytest.fixture
+def scene(addon):
+    """An empty scene (the add-on stays enabled)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    return bpy.context.scene
+
+
+@pytest.fixture
+def photo_path(tmp_path) -> Path:
+    """A small crop of a shipped sample photo, odd-sized on purpose (written with Blender's own image API)."""
+    source = bpy.data.images.load(str(ROOT / "samples" / "coffee.jpg"))
+    source.scale(75, 50)
+    path = tmp_path / "coffee_small.png"
+    source.filepath_raw, source.file_format = str(path), "PNG"
+    source.save()
+    bpy.data.images.remove(source)
+    return path
