@@ -87,6 +87,9 @@ class EstimateParams(Strict):
     ensemble_reduction: Literal["mean", "median"] = "mean"
     processing_resolution: int | None = Field(default=None, ge=0, le=8192)
     strength: float | None = Field(default=None, gt=0, le=1)
+    noise: Literal["random", "zero"] | None = Field(
+        default=None, description="the refiner's starting noise: a seeded sample, or zero (its mean; the shipped "
+                                  "refiner's default). Ensembles need random")
     depth_range_ratio: float = Field(default=10.0, gt=1)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
 

@@ -158,7 +158,7 @@ def _estimate(context: JobContext, image):
     options = RefineOptions(
         denoising_steps=params["steps"], ensemble_size=params["ensemble_size"],
         processing_resolution=params["processing_resolution"], strength=params["strength"],
-        ensemble_reduction=params["ensemble_reduction"], seed=params["seed"],
+        ensemble_reduction=params["ensemble_reduction"], seed=params["seed"], noise=params["noise"],
     )
     with context.models.lock:
         pipeline = _pipeline(context)

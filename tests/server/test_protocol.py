@@ -54,7 +54,8 @@ def test_health_reports_versions_device_memory_and_queue(client):
 
 
 def test_estimate_job_reports_real_progress_and_its_results(client, images_dir):
-    job = client.submit("estimate", image_path=images_dir / "crop01.png", estimate={"steps": 3, "seed": 7})
+    job = client.submit("estimate", image_path=images_dir / "crop01.png",
+                        estimate={"steps": 3, "seed": 7, "noise": "random"})
     seen = []
     final = client.wait(job["job_id"], on_progress=seen.append)
     stages = [status["stage"] for status in seen]
@@ -70,6 +71,7 @@ def test_estimate_job_reports_real_progress_and_its_results(client, images_dir):
     assert disparity.shape == (64, 96) and disparity.dtype == np.float32
     meta = json.loads(client.result_bytes(job["job_id"], "meta.json"))
     assert meta["estimate"]["denoising_steps"] == 3 and meta["estimate"]["seed"] == 7
+    assert meta["estimate"]["noise"] == "random"
     assert meta["image"]["width"] == 96 and meta["image"]["exif_orientation"] == 1
     from betterdepth_engine.server.models import folder_fingerprint  # provenance: which weights ran
     from betterdepth_engine.models.loading import DEFAULT_WEIGHTS
