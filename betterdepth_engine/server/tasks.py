@@ -202,7 +202,7 @@ def _write_preview(results_dir: Path, disparity: np.ndarray) -> None:
     small = np.asarray(Image.fromarray(disparity.astype(np.float32)).resize(size, Image.Resampling.NEAREST))
     picture = Image.fromarray(colorize_disparity(small))
     with atomic_path(results_dir / "preview.png") as path:
-        picture.save(path, format="PNG")
+        picture.save(path, format="PNG", compress_level=1)  # a preview: speed over size
 
 
 def _estimate_writers(result) -> dict[str, Callable[[Path], None]]:
