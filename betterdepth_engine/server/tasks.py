@@ -19,7 +19,7 @@ import numpy as np
 from betterdepth_engine import __version__
 from betterdepth_engine.errors import BetterDepthError
 
-PREVIEW_SIDE = 256  # long side of preview.png
+PREVIEW_SIDE = 256  # the longest side preview.png may have
 # Where each stage starts in a job's fraction of work (the refine stage spreads its steps over its span).
 STAGE_START = {"loading": 0.0, "base": 0.05, "refine": 0.25, "ensemble": 0.85, "reconstruct": 0.88, "write": 0.95}
 STAGE_END = {"loading": 0.05, "base": 0.25, "refine": 0.85, "ensemble": 0.88, "reconstruct": 0.95, "write": 1.0}
@@ -164,7 +164,7 @@ def _estimate(context: JobContext, image):
         pipeline = _pipeline(context)
         context.report("base", None, None)
         prediction, base_seconds = pipeline.predict_base(image)
-        _write_preview(context.results_dir, np.where(prediction.valid_mask, prediction.disparity, np.nan))
+        _write_preview(context.results_dir, prediction.disparity, prediction.valid_mask)
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if stage == "refine":
@@ -188,18 +188,19 @@ def _estimate(context: JobContext, image):
     return result
 
 
-def _write_preview(results_dir: Path, disparity: np.ndarray) -> None:
-    """A small colourised disparity, replaced atomically so a client never reads half of it."""
+def _write_preview(results_dir: Path, disparity: np.ndarray, valid: np.ndarray | None = None) -> None:
+    """A small colourised disparity (at most PREVIEW_SIDE a side), replaced atomically so a client never reads
+    half of it."""
     from PIL import Image
 
     from betterdepth_engine.fileio import atomic_path
     from betterdepth_engine.visualize import colorize_disparity
 
-    # Shrink first (nearest: NaN must not bleed into its neighbours), then colourise only the small map.
-    height, width = disparity.shape
-    scale = min(1.0, PREVIEW_SIDE / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    small = np.asarray(Image.fromarray(disparity.astype(np.float32)).resize(size, Image.Resampling.NEAREST))
+    # Every step-th pixel (no NaN bleeds into its neighbours), so only the small map is masked and coloured.
+    step = -(-max(disparity.shape) // PREVIEW_SIDE)
+    small = disparity[::step, ::step]
+    if valid is not None:
+        small = np.where(valid[::step, ::step], small, np.nan)
     picture = Image.fromarray(colorize_disparity(small))
     with atomic_path(results_dir / "preview.png") as path:
         picture.save(path, format="PNG", compress_level=1)  # a preview: speed over size
