@@ -67,15 +67,18 @@ class BetterDepthPipeline:
     def resolve_settings(self, options: RefineOptions) -> dict:
         """The settings a refinement will use: the options, with the refiner's defaults where unset."""
         config = self.refiner.config
+        ensemble_size = options.ensemble_size or config.default_ensemble_size
+        # Members from zero noise are all the same: an ensemble asked for without a noise kind draws random noise.
+        default_noise = "random" if ensemble_size > 1 else config.default_noise
         return {
             "denoising_steps": options.denoising_steps or config.default_denoising_steps,
-            "ensemble_size": options.ensemble_size or config.default_ensemble_size,
+            "ensemble_size": ensemble_size,
             "processing_resolution": (
                 config.default_processing_resolution if options.processing_resolution is None
                 else options.processing_resolution
             ),
             "strength": options.strength or config.default_strength,
-            "noise": options.noise or config.default_noise,
+            "noise": options.noise or default_noise,
             "ensemble_reduction": options.ensemble_reduction,
             "seed": options.seed,
         }

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,16 @@ def test_zero_noise_is_one_deterministic_estimate_whatever_the_seed(pipeline):
     assert not np.array_equal(randomly.disparity, zero[0].disparity)
     with pytest.raises(BetterDepthError, match="the noise must be one of random, zero, not 'none'"):
         RefineOptions(noise="none")
+
+
+def test_an_ensemble_without_a_noise_kind_draws_random_noise(pipeline, monkeypatch):
+    """A refiner whose default is zero noise (the shipped one) would give identical members: an ensemble asked
+    for without a noise kind uses random noise; one member keeps the default."""
+    monkeypatch.setattr(pipeline.refiner, "config", dataclasses.replace(pipeline.refiner.config, default_noise="zero"))
+    image = LoadedImage(rgb=random_rgb(40, 40))
+    ensemble = pipeline(image, RefineOptions(ensemble_size=3, processing_resolution=64))
+    assert ensemble.metadata["noise"] == "random" and ensemble.uncertainty.max() > 0
+    assert pipeline(image, RefineOptions(processing_resolution=64)).metadata["noise"] == "zero"
 
 
 def test_without_refiner_the_result_is_the_base(tiny_base_dir):
