@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +81,20 @@ def photo_path(tmp_path) -> Path:
     source.save()
     bpy.data.images.remove(source)
     return path
+
+
+def vertex_pixels(obj) -> tuple[np.ndarray, np.ndarray]:
+    """World positions of the vertices and the UV each carries (which names the pixel it came from)."""
+    mesh = obj.data
+    count = len(mesh.vertices)
+    co = np.empty(3 * count, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    loop_vertices = np.empty(len(mesh.loops), np.int32)
+    mesh.loops.foreach_get("vertex_index", loop_vertices)
+    loop_uvs = np.empty(2 * len(mesh.loops), np.float32)
+    mesh.uv_layers["UVMap"].data.foreach_get("uv", loop_uvs)
+    uvs = np.empty((count, 2), np.float32)
+    uvs[loop_vertices] = loop_uvs.reshape(-1, 2)
+    matrix = np.array(obj.matrix_world)
+    world = co.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    return world, uvs

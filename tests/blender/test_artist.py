@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mathutils import Vector
 
-from .conftest import MODULE
+from .conftest import MODULE, vertex_pixels
 
 
 def _textured_scene(scene, width=128, height=96):
@@ -96,21 +96,12 @@ def _true_depth(scene, camera) -> np.ndarray:
 
 def _vertex_depth_error(obj, camera, scene, truth: np.ndarray) -> np.ndarray:
     """Per vertex |depth - true depth at its pixel| / true depth (pixel read from its UV)."""
-    mesh = obj.data
-    count = len(mesh.vertices)
-    co = np.empty(3 * count, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    loops = np.empty(len(mesh.loops), np.int32)
-    mesh.loops.foreach_get("vertex_index", loops)
-    loop_uvs = np.empty(2 * len(mesh.loops), np.float32)
-    mesh.uv_layers["UVMap"].data.foreach_get("uv", loop_uvs)
-    uvs = np.empty((count, 2), np.float32)
-    uvs[loops] = loop_uvs.reshape(-1, 2)
+    world, uvs = vertex_pixels(obj)
     height, width = truth.shape
     columns = np.rint(uvs[:, 0] * width - 0.5).astype(int)
     rows = np.rint((1 - uvs[:, 1]) * height - 0.5).astype(int)
-    to_camera = np.array(camera.matrix_world.inverted() @ obj.matrix_world)
-    local = co.reshape(-1, 3).astype(np.float64) @ to_camera[:3, :3].T + to_camera[:3, 3]
+    to_camera = np.array(camera.matrix_world.inverted())
+    local = world @ to_camera[:3, :3].T + to_camera[:3, 3]
     true = truth[rows, columns]
     return np.abs(-local[:, 2] - true) / true
 

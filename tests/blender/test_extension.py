@@ -20,7 +20,7 @@ import pytest
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
-from .conftest import MODULE
+from .conftest import MODULE, vertex_pixels
 
 SLOW_ESTIMATE = {"ensemble_size": 12, "processing_resolution": 512}  # seconds of work, to cancel or kill mid-job
 
@@ -50,28 +50,11 @@ def _snapshot() -> dict:
     return {kind: sorted(block.name for block in getattr(bpy.data, kind)) for kind in kinds}
 
 
-def _vertex_pixels(obj) -> tuple[np.ndarray, np.ndarray]:
-    """World positions of the vertices and the pixel (column, row) each came from, read from its UVs."""
-    mesh = obj.data
-    count = len(mesh.vertices)
-    co = np.empty(3 * count, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    loop_vertices = np.empty(len(mesh.loops), np.int32)
-    mesh.loops.foreach_get("vertex_index", loop_vertices)
-    loop_uvs = np.empty(2 * len(mesh.loops), np.float32)
-    mesh.uv_layers["UVMap"].data.foreach_get("uv", loop_uvs)
-    uvs = np.empty((count, 2), np.float32)
-    uvs[loop_vertices] = loop_uvs.reshape(-1, 2)
-    matrix = np.array(obj.matrix_world)
-    world = co.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
-    return world, uvs
-
-
 def _projection_error(obj, camera, scene, pixel_centres: bool = True) -> float:
     """Largest distance (pixels) between a vertex projected through the Blender camera and its pixel's centre
     (pixel_centres) or the image position its UV names (decimated meshes: vertices move off the grid)."""
     width, height = scene.render.resolution_x, scene.render.resolution_y
-    world, uvs = _vertex_pixels(obj)
+    world, uvs = vertex_pixels(obj)
     pixel = np.stack((uvs[:, 0] * width - 0.5, (1 - uvs[:, 1]) * height - 0.5), 1)
     if pixel_centres:
         assert np.abs(pixel - np.round(pixel)).max() < 1e-3  # one vertex per pixel centre
@@ -256,7 +239,7 @@ def test_relief_is_a_solid_on_the_ground(scene, photo_path):
                                                 base=0.05)
     assert result == {"FINISHED"}
     (obj,) = _new_objects(before)
-    world, _ = _vertex_pixels(obj)
+    world, _ = vertex_pixels(obj)
     assert world[:, 0].max() - world[:, 0].min() == pytest.approx(2.0 * 74 / 75, rel=1e-3)
     assert world[:, 2].min() == pytest.approx(-0.05, abs=1e-5) and 0.1 < world[:, 2].max() <= 0.2 + 1e-5
     # Closed: every edge is shared by exactly two triangles.
