@@ -83,8 +83,7 @@ class ModelCache:
         self.device = None  # resolved on first use (torch is imported then)
         self.dtype = None
         self.lock = threading.RLock()
-        self._bases: dict[str, object] = {}
-        self._refiners: dict[str, object] = {}
+        self._models: dict[tuple[str, str], object] = {}  # (kind, name) -> loaded model
         self._fingerprints: dict[tuple[str, str], dict] = {}  # kept across unloads: the files do not change
         self.last_used = time.monotonic()
         self.last_unload: dict | None = None
@@ -99,20 +98,20 @@ class ModelCache:
     def base(self, spec: str):
         from betterdepth_engine.models.loading import load_base_model
 
-        if spec not in self._bases:
-            log.info("loading base model %s", spec)
-            self._bases[spec] = load_base_model(spec, self.resolve_device(), self.dtype)
-        self.last_used = time.monotonic()
-        return self._bases[spec]
+        return self._get("base", spec, load_base_model)
 
     def refiner(self, spec: str):
         from betterdepth_engine.models.loading import load_refiner
 
-        if spec not in self._refiners:
-            log.info("loading refiner %s", spec)
-            self._refiners[spec] = load_refiner(spec, self.resolve_device(), self.dtype)
+        return self._get("refiner", spec, load_refiner)
+
+    def _get(self, kind: str, spec: str, load):
+        """The model loaded once under (kind, spec)."""
+        if (kind, spec) not in self._models:
+            log.info("loading %s %s", kind, spec)
+            self._models[kind, spec] = load(spec, self.resolve_device(), self.dtype)
         self.last_used = time.monotonic()
-        return self._refiners[spec]
+        return self._models[kind, spec]
 
     def fingerprint(self, kind: str, spec: str) -> dict:
         """{"name", "folder", "sha256"} of a model's files (hashed once per engine; None where unknown)."""
@@ -125,16 +124,14 @@ class ModelCache:
         return self._fingerprints[kind, spec]
 
     def loaded(self) -> list[dict]:
-        return ([{"kind": "base", "name": name} for name in self._bases]
-                + [{"kind": "refiner", "name": name} for name in self._refiners])
+        return [{"kind": kind, "name": name} for kind, name in self._models]
 
     def unload(self) -> dict:
         """Drop every model; returns what was unloaded and the memory before and after."""
         with self.lock:
             unloaded = self.loaded()
             before = memory_snapshot(self.device)
-            self._bases.clear()
-            self._refiners.clear()
+            self._models.clear()
             _release_freed_memory(self.device)
             after = memory_snapshot(self.device)
         self.last_unload = {"unloaded": unloaded, "memory_before": before, "memory_after": after, "at": time.time()}
