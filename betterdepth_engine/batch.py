@@ -48,14 +48,13 @@ def collect_inputs(inputs: list[str | os.PathLike]) -> list[Path]:
 
 def expected_outputs(out_dir: Path, stem: str, settings: dict) -> list[Path]:
     """The files a finished image has (as `betterdepth estimate` writes them with these settings)."""
+    from betterdepth_engine.commands.estimate import FORMAT_SUFFIXES
     from betterdepth_engine.recon.export import output_paths
 
     names = [f"{stem}_disparity.npy", f"{stem}_base_disparity.npy", f"{stem}_meta.json"]
-    if (settings["ensemble_size"] or 1) > 1:
+    if (settings["options"].ensemble_size or 1) > 1:
         names.append(f"{stem}_uncertainty.npy")
-    for fmt in settings["formats"]:
-        names.append({"png16": f"{stem}_disparity.png", "exr": f"{stem}_disparity.exr",
-                      "color": f"{stem}_disparity_color.png", "side-by-side": f"{stem}_side_by_side.png"}[fmt])
+    names += [f"{stem}{FORMAT_SUFFIXES[fmt]}" for fmt in settings["formats"]]
     paths = [out_dir / name for name in names]
     if settings["mesh_formats"]:
         mesh_paths = output_paths(out_dir, stem, "mesh")
@@ -119,7 +118,7 @@ def run_in_process(paths: list[Path], settings: dict) -> Iterator[dict]:
         yield from (dict(zip(rows, values)) for values in zip(*rows.values()))
 
 
-def connect_ray(address: str | None, workers: int, gpus_per_worker: float):
+def connect_ray(address: str | None):
     """Join the cluster at `address` ('auto', 'ray://host:10001', 'host:6379'), or start a local runtime."""
     import ray
 
@@ -144,11 +143,11 @@ def connect_ray(address: str | None, workers: int, gpus_per_worker: float):
     return ray
 
 
-def run_on_ray(paths: list[Path], settings: dict, address: str | None, workers: int,
-               gpus_per_worker: float) -> Iterator[dict]:
+def run_on_ray(paths: list[Path], settings: dict, workers: int, gpus_per_worker: float) -> Iterator[dict]:
+    """Status rows of the images as Ray Data finishes them (Ray already joined or started: `connect_ray`)."""
     import logging
 
-    ray = connect_ray(address, workers, gpus_per_worker)
+    import ray
     import ray.data
 
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # the command shows one bar of finished images
@@ -161,8 +160,9 @@ def run_on_ray(paths: list[Path], settings: dict, address: str | None, workers: 
         env_vars[CRASH_ONCE_ENV] = os.environ[CRASH_ONCE_ENV]
     dataset = ray.data.from_items([{"path": str(path)} for path in paths], override_num_blocks=len(paths))
     results = dataset.map_batches(
-        EstimateActor, fn_constructor_args=(settings,), batch_size=settings["batch_size"], concurrency=workers, num_gpus=gpus_per_worker,
-        num_cpus=1 if gpus_per_worker else cpus, runtime_env={"env_vars": env_vars} if env_vars else None,
+        EstimateActor, fn_constructor_args=(settings,), batch_size=settings["batch_size"], concurrency=workers,
+        num_gpus=gpus_per_worker, num_cpus=1 if gpus_per_worker else cpus,
+        runtime_env={"env_vars": env_vars} if env_vars else None,
     )
     yield from results.iter_rows()
 

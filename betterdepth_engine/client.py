@@ -311,7 +311,9 @@ def launch_managed_engine(python: str | os.PathLike, state_dir: str | os.PathLik
                           f"Check that '{python}' has betterdepth installed; full log: {stderr_path}")
     if ready.get("protocol") != PROTOCOL:
         process.kill()
-        raise EngineError("PROTOCOL_MISMATCH", f"The engine speaks protocol {ready.get('protocol')}, this client {PROTOCOL}.",
+        process.wait()
+        raise EngineError("PROTOCOL_MISMATCH",
+                          f"The engine speaks protocol {ready.get('protocol')}, this client {PROTOCOL}.",
                           "Update the add-on and the engine to the same release.")
     # Nothing else should come on stdout; drain it anyway so a stray print can never block the engine.
     threading.Thread(target=lambda: process.stdout.read(), daemon=True).start()

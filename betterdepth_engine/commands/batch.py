@@ -68,11 +68,11 @@ def run(args) -> int:
         if args.workers == 0:
             rows = batch.run_in_process(todo, settings)
         else:
-            ray = batch.connect_ray(args.ray_address, args.workers or 1, args.gpus_per_worker or 0)
+            ray = batch.connect_ray(args.ray_address)
             gpus = ray.cluster_resources().get("GPU", 0)
             gpus_per_worker = args.gpus_per_worker if args.gpus_per_worker is not None else (1 if gpus else 0)
             workers = args.workers or max(1, int(gpus // gpus_per_worker) if gpus_per_worker else 1)
-            rows = batch.run_on_ray(todo, settings, args.ray_address, workers, gpus_per_worker)
+            rows = batch.run_on_ray(todo, settings, workers, gpus_per_worker)
         bar = tqdm(total=len(todo), desc="images", unit="image", disable=args.quiet)
         with batch.open_manifest(args.output) as manifest:
             for row in rows:

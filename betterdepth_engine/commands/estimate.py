@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 HELP = "estimate refined depth for images or folders"
-OUTPUT_FORMATS = ("png16", "exr", "color", "side-by-side")
+# Extra outputs and the file each writes, OUT/<stem><suffix> (batch checks for the same names).
+FORMAT_SUFFIXES = {"png16": "_disparity.png", "exr": "_disparity.exr", "color": "_disparity_color.png",
+                   "side-by-side": "_side_by_side.png"}
+OUTPUT_FORMATS = tuple(FORMAT_SUFFIXES)
 
 DESCRIPTION = """\
 Estimate detailed depth for each image. A base model predicts a robust, smooth affine-invariant disparity;
@@ -163,7 +166,7 @@ def settings_from_args(args, options, formats, mesh_formats) -> dict:
     return {
         "base": args.base, "base_dir": args.base_dir, "base_space": args.base_space, "refiner": args.refiner,
         "device": args.device, "dtype": args.dtype, "far_near_ratio": args.far_near_ratio, "seed": args.seed,
-        "options": options, "ensemble_size": args.ensemble_size, "batch_size": args.batch_size,
+        "options": options, "batch_size": args.batch_size,
         "formats": formats, "mesh_formats": mesh_formats, "output": args.output,
     }
 
@@ -288,19 +291,20 @@ def write_result(out_dir: Path, image, result, formats: list[str]) -> list[Path]
         writers[f"{stem}_uncertainty.npy"] = lambda path: depthfile.write_npy(path, result.uncertainty)
     if "png16" in formats:
         metadata["png16"] = depthfile.png16_range(result.disparity)
-        writers[f"{stem}_disparity.png"] = lambda path: depthfile.write_png16(path, result.disparity)
+        writers[f"{stem}{FORMAT_SUFFIXES['png16']}"] = lambda path: depthfile.write_png16(path, result.disparity)
     if "exr" in formats:
-        writers[f"{stem}_disparity.exr"] = lambda path: depthfile.write_exr(path, result.disparity)
+        writers[f"{stem}{FORMAT_SUFFIXES['exr']}"] = lambda path: depthfile.write_exr(path, result.disparity)
     if "color" in formats:
         colored = visualize.colorize_disparity(result.disparity)
-        writers[f"{stem}_disparity_color.png"] = lambda path: Image.fromarray(colored).save(path, format="PNG")
+        writers[f"{stem}{FORMAT_SUFFIXES['color']}"] = lambda path: Image.fromarray(colored).save(path, format="PNG")
     if "side-by-side" in formats:
         from betterdepth_engine.recon import ReconOptions, normal_map
 
         normals = normal_map(result.disparity, "disparity", ReconOptions(focal_35mm=image.focal_length_35mm),
                              valid_mask=result.valid_mask)
         picture = visualize.side_by_side(image, result.base_disparity, result.disparity, normals)
-        writers[f"{stem}_side_by_side.png"] = lambda path: Image.fromarray(picture).save(path, format="PNG")
+        writers[f"{stem}{FORMAT_SUFFIXES['side-by-side']}"] = (
+            lambda path: Image.fromarray(picture).save(path, format="PNG"))
     writers[f"{stem}_meta.json"] = lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n")
     return write_files_atomically(writers)
 

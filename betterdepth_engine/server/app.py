@@ -85,7 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request, error: StarletteHTTPException):
-        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(error.status_code, "BAD_PARAMS")
+        codes = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
+        code = codes.get(error.status_code, "BAD_PARAMS")
         return JSONResponse({"code": code, "message": str(error.detail), "hint": ""}, status_code=error.status_code)
 
     @app.exception_handler(Exception)

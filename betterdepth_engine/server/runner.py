@@ -273,7 +273,9 @@ class JobRunner:
         progress.fraction = max(progress.fraction, _fraction(stage, step, total))
         elapsed = time.monotonic() - progress.started
         # Only once the work is under way: the loading stage's time says nothing about the rest.
-        progress.eta_s = round(elapsed * (1 - progress.fraction) / progress.fraction, 2) if progress.fraction >= 0.2 else None
+        progress.eta_s = None
+        if progress.fraction >= 0.2:
+            progress.eta_s = round(elapsed * (1 - progress.fraction) / progress.fraction, 2)
         self._record(job_id, progress)
 
     def _finish(self, job_id: str, state: str, error: dict | None) -> None:

@@ -93,7 +93,8 @@ def _check_image_header(path: Path) -> None:
         raise ServiceError("BAD_IMAGE", f"'{path.name}' is not an image the engine can read.",
                            "Send a JPEG, PNG, TIFF, BMP or WebP file.") from None
     if width > MAX_SIDE or height > MAX_SIDE:
-        raise ServiceError("BAD_IMAGE", f"'{path.name}' is {width}x{height}; the largest side accepted is {MAX_SIDE} px.",
+        raise ServiceError("BAD_IMAGE",
+                           f"'{path.name}' is {width}x{height}; the largest side accepted is {MAX_SIDE} px.",
                            "Downscale the image first.")
 
 
