@@ -1,9 +1,12 @@
-"""Getting images and maps to a network's working size and back (Marigold's resize-then-pad convention)."""
+"""Getting images and maps to a network's working size and back (Marigold's resize-then-pad convention:
+antialiased bilinear resize of the long side, then replicate-padding at the bottom and right; the same
+operations as diffusers' MarigoldImageProcessor, without importing diffusers at run time)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from betterdepth_engine.errors import BetterDepthError
 
@@ -17,9 +20,8 @@ def resize_and_pad(tensor: torch.Tensor, processing_resolution: int, multiple: i
     """Resize so the long side is `processing_resolution` (0 keeps the size), then pad to a multiple of `multiple`.
 
     Refuses (BAD_IMAGE) an aspect ratio so extreme that the short side would shrink to nothing.
+    Returns the tensor and the (bottom, right) padding that `unpad` removes.
     """
-    from diffusers.pipelines.marigold import MarigoldImageProcessor as Resizer
-
     height, width = tensor.shape[-2:]
     long_side = processing_resolution or max(height, width)
     short_side = min(height, width) * long_side // max(height, width)
@@ -31,11 +33,12 @@ def resize_and_pad(tensor: torch.Tensor, processing_resolution: int, multiple: i
             f"Crop it to an aspect ratio of at most {long_side}:1.",
         )
     if processing_resolution > 0:
-        tensor = Resizer.resize_to_max_edge(tensor, processing_resolution, "bilinear")
-    return Resizer.pad_image(tensor, multiple)
+        size = (height * processing_resolution // max(height, width), width * processing_resolution // max(height, width))
+        tensor = F.interpolate(tensor, size, mode="bilinear", antialias=True)
+    bottom, right = -tensor.shape[-2] % multiple, -tensor.shape[-1] % multiple
+    return F.pad(tensor, (0, right, 0, bottom), mode="replicate"), (bottom, right)
 
 
 def unpad(tensor: torch.Tensor, padding: tuple) -> torch.Tensor:
-    from diffusers.pipelines.marigold import MarigoldImageProcessor as Resizer
-
-    return Resizer.unpad_image(tensor, padding)
+    bottom, right = padding
+    return tensor[..., : tensor.shape[-2] - bottom, : tensor.shape[-1] - right]

@@ -18,20 +18,27 @@ def disparity_display_range(*disparities: np.ndarray) -> tuple[float, float]:
     return float(low), float(max(high, low + 1e-6))
 
 
+# ColorBrewer's 11-class Spectral scheme (red -> blue), the colours Marigold's figures and diffusers use.
+SPECTRAL_RGB = np.array([(158, 1, 66), (213, 62, 79), (244, 109, 67), (253, 174, 97), (254, 224, 139),
+                         (255, 255, 191), (230, 245, 152), (171, 221, 164), (102, 194, 165), (50, 136, 189),
+                         (94, 79, 162)], dtype=np.float32) / 255
 SPECTRAL_LEVELS = 1024  # table entries: finer than 8-bit colour can show
 
 
 @functools.cache
 def _spectral_table() -> np.ndarray:
-    from diffusers.pipelines.marigold import MarigoldImageProcessor
-
-    return MarigoldImageProcessor.colormap(np.linspace(0, 1, SPECTRAL_LEVELS), cmap="Spectral", bytes=True)
+    """SPECTRAL_LEVELS colours interpolated linearly between the scheme's, as uint8 (truncated, as diffusers)."""
+    position = np.linspace(0, 1, SPECTRAL_LEVELS, dtype=np.float32) * np.float32(len(SPECTRAL_RGB) - 1)
+    left = position.astype(np.intp)
+    right = np.minimum(left + 1, len(SPECTRAL_RGB) - 1)
+    weight = (position - left.astype(np.float32))[:, None]
+    colours = (1 - weight) * SPECTRAL_RGB[left] + weight * SPECTRAL_RGB[right]
+    return (colours * 255).astype(np.uint8)
 
 
 def _spectral(depth_unit: np.ndarray) -> np.ndarray:
-    """Marigold's depth colours: Spectral over [0 = near, 1 = far], near red, far blue; uint8 RGB.
-
-    Looked up in a table of diffusers' colormap (computing it per pixel took ~60 ms for a 256 px preview)."""
+    """Spectral over [0 = near, 1 = far], near red, far blue; uint8 RGB. Looked up in a table (computing the
+    interpolation per pixel took ~60 ms for a 256 px preview)."""
     return _spectral_table()[np.rint(np.clip(depth_unit, 0, 1) * (SPECTRAL_LEVELS - 1)).astype(np.intp)]
 
 

@@ -79,7 +79,7 @@ def main() -> None:
 
     staging = args.output.with_name(args.output.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    SmallDepthNet.from_pretrained(args.base / "base", torch_dtype=torch.float16).save_pretrained(staging / "base")
+    SmallDepthNet.from_pretrained(args.base / "base", dtype=torch.float16).save_pretrained(staging / "base")
     refiner = DepthRefiner.from_pretrained(args.refiner / "refiner", dtype=torch.float32)
     if args.decoder:
         refiner = with_fine_tuned_decoder(refiner, args.decoder)

@@ -1,28 +1,31 @@
 """The project's own small feed-forward base model: fast, robust and smooth (the refiner adds the detail).
 
-A compact convolutional U-Net that predicts affine-invariant disparity. It is a diffusers `ModelMixin`, so it
-loads and saves with `from_pretrained` / `save_pretrained` like every other component; a folder holding it
-has `config.json` with `_class_name: "SmallDepthNet"` and `diffusion_pytorch_model.safetensors`.
+A compact convolutional U-Net that predicts affine-invariant disparity. It loads and saves with
+`from_pretrained` / `save_pretrained` like every other component, in diffusers' folder layout (`config.json`
+with `_class_name: "SmallDepthNet"`, `diffusion_pytorch_model.safetensors`), but is a plain torch module:
+importing diffusers would cost more than running it (betterdepth_engine/models/compact/__init__.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from betterdepth_engine.errors import BetterDepthError
+from betterdepth_engine.fileio import atomic_path
 from betterdepth_engine.images import LoadedImage
 from betterdepth_engine.models.base import BasePrediction
 from betterdepth_engine.resize import image_to_tensor, resize_and_pad, unpad
 
 CLASS_NAME = "SmallDepthNet"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 
 
 class _ResidualBlock(nn.Module):
@@ -42,12 +45,18 @@ class _ResidualBlock(nn.Module):
         return F.silu(self.norm2(self.conv2(y)) + self.skip(x))
 
 
-class SmallDepthNet(ModelMixin, ConfigMixin):
+@dataclass
+class SmallDepthNetConfig:
+    channels: tuple[int, ...] = (32, 64, 128, 192)
+    processing_resolution: int = 384  # the long side the base runs at
+
+
+class SmallDepthNet(nn.Module):
     """Image in [-1, 1], [B, 3, H, W] (H, W multiples of 2**len(channels)) -> disparity [B, 1, H, W]."""
 
-    @register_to_config
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 192), processing_resolution: int = 384):
         super().__init__()
+        self.config = SmallDepthNetConfig(tuple(channels), processing_resolution)
         self.encoders = nn.ModuleList()
         previous = 3
         for width in channels:
@@ -69,6 +78,37 @@ class SmallDepthNet(ModelMixin, ConfigMixin):
     @property
     def downscale_factor(self) -> int:
         return 2 ** len(self.config.channels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.head.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.head.weight.dtype
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32) -> SmallDepthNet:
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        stored = json.loads((folder / "config.json").read_text())
+        known = {field.name for field in dataclasses.fields(SmallDepthNetConfig)}
+        with torch.device("meta"):
+            network = cls(**{key: value for key, value in stored.items() if key in known})
+        network.load_state_dict(load_file(folder / WEIGHTS_FILE), strict=True, assign=True)
+        return network.to(dtype)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / WEIGHTS_FILE) as staging:
+            save_file({name: tensor.contiguous() for name, tensor in self.state_dict().items()}, staging)
+        config = {"_class_name": CLASS_NAME, **dataclasses.asdict(self.config)}
+        with atomic_path(folder / "config.json") as staging:
+            staging.write_text(json.dumps(config, indent=2) + "\n")
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         skips = [image]

@@ -81,4 +81,4 @@ def load_refiner(
     if spec == "none":
         return None
     source = _default_folder("refiner") if spec == "default" else REFINER_ALIASES.get(spec, spec)
-    return DepthRefiner.from_pretrained(source, dtype=dtype).to(device=device)
+    return DepthRefiner.from_pretrained(source, dtype=dtype, inference_only=True).to(device=device)

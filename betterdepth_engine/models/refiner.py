@@ -167,11 +167,15 @@ class DepthRefiner:
 
     # ----- loading and saving -----------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, source: str | Path, dtype: torch.dtype | None = None) -> DepthRefiner:
+    def from_pretrained(cls, source: str | Path, dtype: torch.dtype | None = None,
+                        inference_only: bool = False) -> DepthRefiner:
         """Load a BetterDepth refiner folder or hub id; a Marigold folder or hub id is loaded training-free.
-        `dtype`: load the weights in this dtype (default: as stored; the shipped weights are fp16)."""
-        from diffusers import UNet2DConditionModel
+        `dtype`: load the weights in this dtype (default: as stored; the shipped weights are fp16).
+        `inference_only`: components that only run (never train or save) load as the plain-torch modules of
+        `models/compact` where they implement the folder's configuration, without importing diffusers."""
         from safetensors.torch import load_file
+
+        from betterdepth_engine.models import compact
 
         folder = resolve_model_folder(source, "refiner")
         if not (folder / REFINER_CONFIG_NAME).exists():
@@ -184,11 +188,17 @@ class DepthRefiner:
             )
         config = RefinerConfig.from_json_file(folder / REFINER_CONFIG_NAME)
         try:
-            vae = _load_vae(folder, config.vae_class, dtype)
-            unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
-            scheduler = trailing_ddim_scheduler(json.loads((folder / "scheduler" / "scheduler_config.json").read_text()))
+            if inference_only and compact.unsupported_reason(folder, config.vae_class) is None:
+                vae, unet, scheduler = compact.load_components(folder, dtype)
+            else:
+                from diffusers import UNet2DConditionModel
+
+                vae = _load_vae(folder, config.vae_class, dtype)
+                unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=dtype)
+                scheduler = trailing_ddim_scheduler(
+                    json.loads((folder / "scheduler" / "scheduler_config.json").read_text()))
             embedding = load_file(folder / EMPTY_PROMPT_FILE)["empty_prompt_embedding"]
-        except (OSError, KeyError, ValueError) as error:
+        except (OSError, KeyError, ValueError, RuntimeError) as error:
             raise BetterDepthError(
                 BetterDepthError.BAD_MODEL, f"Refiner folder '{source}' is incomplete or damaged: {error}",
                 "Re-create it, or copy it again in full.",
@@ -274,13 +284,14 @@ class DepthRefiner:
     # ----- the named steps ------------------------------------------------------------------------------------
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """Image-like tensor in [-1, 1], [B, 3, H, W] -> scaled latent (the posterior mean, as in Marigold)."""
-        output = self.vae.encode(pixels.to(self.device, self.dtype))
-        latent = output.latent_dist.mean if hasattr(output, "latent_dist") else output.latents
+        encoded = self.vae.encode(pixels.to(self.device, self.dtype), return_dict=False)[0]
+        # AutoencoderKL gives a distribution (its mean is used); AutoencoderTiny and the compact VAE a tensor.
+        latent = encoded if isinstance(encoded, torch.Tensor) else encoded.mean
         return latent * self.vae.config.scaling_factor
 
     def decode_depth(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent -> depth or disparity in [-1, 1], [B, 1, H, W]: the mean of the 3 decoded channels, clipped."""
-        decoded = self.vae.decode(latent / self.vae.config.scaling_factor).sample
+        decoded = self.vae.decode(latent / self.vae.config.scaling_factor, return_dict=False)[0]
         return decoded.float().mean(dim=1, keepdim=True).clamp(-1.0, 1.0)
 
     def timesteps(self, num_steps: int, strength: float) -> torch.Tensor:
@@ -317,8 +328,9 @@ class DepthRefiner:
         prompt = self.empty_prompt_embedding.expand(latent.shape[0], -1, -1)
         for index, timestep in enumerate(timesteps):
             parts = [image_latent, conditioning_latent, latent] if self.uses_conditioning_channels else [image_latent, latent]
-            model_output = self.unet(torch.cat(parts, dim=1), timestep, encoder_hidden_states=prompt).sample
-            latent = self.scheduler.step(model_output, timestep, latent).prev_sample
+            model_output = self.unet(torch.cat(parts, dim=1), timestep, encoder_hidden_states=prompt,
+                                     return_dict=False)[0]
+            latent = self.scheduler.step(model_output, timestep, latent, return_dict=False)[0]
             if on_step is not None:
                 on_step(index + 1, len(timesteps))
         return latent + conditioning_latent if self.config.predicts_correction else latent

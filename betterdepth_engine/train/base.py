@@ -47,7 +47,7 @@ def load_or_create(settings: BaseTrainingSettings) -> SmallDepthNet:
                                f"--channels {' '.join(map(str, settings.channels))} differs from the --init base's "
                                f"{' '.join(map(str, network.config.channels))}.",
                                "Fine-tuning keeps the architecture: pass the init's channels (or leave them out).")
-    network.register_to_config(processing_resolution=settings.processing_resolution)
+    network.config.processing_resolution = settings.processing_resolution
     return network
 
 

@@ -38,7 +38,7 @@ def test_ctrl_c_during_start_up_exits_cleanly(tmp_path):
     command = [sys.executable, "-m", "betterdepth_engine", "estimate", str(REPO / "samples" / "rocket.jpg"),
                "-o", str(tmp_path / "out"), "-q"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=environment)
-    time.sleep(0.8)  # inside the imports of torch and diffusers (the whole run takes several seconds)
+    time.sleep(0.8)  # inside the import of torch (the whole run takes a few seconds)
     process.send_signal(signal.SIGINT)
     _, error = process.communicate(timeout=60)
     # 130, or ended by SIGINT itself: CPython re-raises the signal at exit when the interrupt once passed

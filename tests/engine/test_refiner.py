@@ -58,7 +58,7 @@ def test_refine_shapes_range_and_seed_determinism(refiner):
 def test_image_and_conditioning_are_encoded_once_per_image(refiner):
     calls = []
     real_encode = refiner.vae.encode
-    refiner.vae.encode = lambda pixels: calls.append(pixels.shape) or real_encode(pixels)
+    refiner.vae.encode = lambda pixels, **keywords: calls.append(pixels.shape) or real_encode(pixels, **keywords)
     image, conditioning = _inputs()
     refiner.refine(image, conditioning, 4, 3, 1.0, [torch.Generator().manual_seed(0)])
     assert calls == [(2, 3, 32, 48)]  # image + conditioning in one batch; 4 members x 3 steps reuse it
