@@ -1,4 +1,4 @@
-"""Per-stage timings of the BetterDepth pipeline, and ours / diffusers' MarigoldDepthPipeline on equal components.
+"""Per-stage timings of the BetterDepth pipeline, and ours / diffusers' MarigoldDepthPipeline on equal weights.
 
     python scripts/bench_pipeline.py                      # CPU: tiny refiner, default base architecture, 512 px
     python scripts/bench_pipeline.py --size default       # the shipped models (betterdepth_engine/weights)
@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto", choices=("auto", "fp32", "fp16", "bf16"))
+    parser.add_argument("--components", default="compact", choices=("compact", "diffusers"),
+                        help="the refiner's run-time modules (compact: what estimate/serve load) or diffusers' own")
     args = parser.parse_args()
     device, dtype = resolve_device(args.device, args.dtype)
 
@@ -109,7 +111,8 @@ def main() -> None:
         save_base(base_kind, folder / "base")
         start = time.perf_counter()
         base = load_base_model(str(folder / "base"), device, dtype)
-        refiner = DepthRefiner.from_pretrained(folder / "refiner", dtype=dtype).to(device)
+        refiner = DepthRefiner.from_pretrained(folder / "refiner", dtype=dtype,
+                                               inference_only=args.components == "compact").to(device)
         load_seconds = time.perf_counter() - start
     pipeline = BetterDepthPipeline(base, refiner)
     marigold = tiny.marigold_pipeline(vae, marigold_unet).to(device=device, dtype=dtype)
@@ -141,14 +144,15 @@ def main() -> None:
     print(f"device: {device_name}; dtype {str(dtype).removeprefix('torch.')}; size {args.size}; "
           f"{args.resolution} px; {args.steps} steps; {args.ensemble_size} member(s); median of {args.repeats}")
     print(f"parameters: U-Net {sum(p.numel() for p in unet.parameters()) / 1e6:.1f} M, "
-          f"VAE {sum(p.numel() for p in vae.parameters()) / 1e6:.1f} M, base {base_kind}\n")
+          f"VAE {sum(p.numel() for p in vae.parameters()) / 1e6:.1f} M, base {base_kind}; "
+          f"refiner modules: {type(refiner.unet).__module__.split('.')[0]} ({type(refiner.unet).__name__})\n")
     print("| stage | ms |\n|---|---:|")
     print(f"| load (from disk) | {load_seconds * 1000:.0f} |")
     for stage, seconds in stages.items():
         print(f"| {stage} | {seconds * 1000:.1f} |")
     print(f"| **BetterDepth total (base + refine)** | **{total * 1000:.1f}** |")
     print(f"| refine only (prepare .. ensemble) | {refine_seconds * 1000:.1f} |")
-    print(f"| diffusers MarigoldDepthPipeline, same components | {marigold_total * 1000:.1f} |")
+    print(f"| diffusers MarigoldDepthPipeline, same architectures and weights | {marigold_total * 1000:.1f} |")
     print(f"| **ratio ours (refine only) / Marigold** | **{refine_seconds / marigold_total:.2f}** |")
     print(f"| ratio ours (with base) / Marigold | {total / marigold_total:.2f} |")
 
