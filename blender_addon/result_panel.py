@@ -6,6 +6,7 @@ from pathlib import Path
 
 import bpy
 
+from .depth_store import describe
 from .scene_align import ERROR_PROPERTY
 from .scene_build import PARAMETERS_PROPERTY, read_parameters
 
@@ -41,6 +42,8 @@ class ResultPanel:
                           f"ensemble {provenance.get('ensemble_size')}")
         column.label(text=f"Resolution {provenance.get('processing_resolution')} px")
         column.label(text=f"Engine {provenance.get('engine_version')}, job {str(provenance.get('engine_job'))[:8]}")
+        if operator in ("create_mesh", "create_relief", "displacement"):
+            column.label(text=f"Depth kept {describe(parameters.get('kept_depth'))}")
         if ERROR_PROPERTY in obj:
             column.label(text=f"Scene fit: {obj[ERROR_PROPERTY]:.1%} error", icon="SNAP_ON")
         elif (parameters.get("alignment") or {}).get("error"):

@@ -62,6 +62,7 @@ def prefs(addon):
     prefs = bpy.context.preferences.addons[MODULE].preferences
     yield prefs
     prefs.engine_mode, prefs.url, prefs.token = "MANAGED", "http://127.0.0.1:8765", ""
+    prefs.depth_storage = "PACKED"
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 
 import bpy
 import numpy as np
@@ -203,7 +204,9 @@ def test_provenance_survives_save_and_reload(scene, photo_path, tmp_path):
     assert bpy.data.objects[name]["betterdepth"] == stored
 
 
-def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, addon):
+def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, prefs, addon):
+    """The engine still has the job (Depth Storage: Engine only): the re-run reuses it there."""
+    prefs.depth_storage = "ENGINE"
     camera = _textured_scene(scene, 64, 48)
     before = {obj.name for obj in bpy.data.objects}
     assert bpy.ops.betterdepth.create_mesh(source="CAMERA") == {"FINISHED"}
@@ -233,6 +236,65 @@ def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, ad
     assert {"base", "refine"} <= _job_stages(addon, first["engine_job"])
     stages = _job_stages(addon, again["engine_job"])
     assert "reconstruct" in stages and not stages & {"loading", "base", "refine", "ensemble"}
+
+
+@pytest.mark.parametrize("storage", ["PACKED", "BESIDE"])
+def test_rerun_after_the_engine_forgot_the_job_uses_the_depth_kept_with_the_blend(scene, prefs, addon, photo_path,
+                                                                                  tmp_path, storage):
+    """Saved, a new engine that never saw the job (another computer; the old state gone), the photo gone:
+    Re-run rebuilds from the depth kept in or beside the .blend, and the engine runs no model stage."""
+    prefs.depth_storage = storage
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))  # Beside .blend needs a saved .blend
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, first, faces = obj.name, _stored(obj), len(obj.data.polygons)
+    kept = first["kept_depth"]
+    assert kept["storage"] == storage and (kept["width"], kept["height"]) == (75, 50)
+    image = bpy.data.images[kept["image"]]
+    assert (image.packed_file is not None) == (storage == "PACKED")
+    if storage == "BESIDE":
+        assert kept["path"].startswith("//betterdepth/") and (tmp_path / kept["path"][2:]).is_file()
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.betterdepth.engine_stop()
+    shutil.rmtree(addon.engine.settings().state_dir)
+    photo_path.unlink()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    assert bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0) == {"FINISHED"}
+    rebuilt = bpy.data.objects[name]
+    again = _stored(rebuilt)
+    stages = _job_stages(addon, again["engine_job"])
+    assert "reconstruct" in stages and not stages & {"loading", "base", "refine", "ensemble"}
+    assert again["engine"]["estimate"]["reused_disparity"]["width"] == 75
+    assert again["kept_depth"] == kept  # the same depth, still kept where it was
+    assert again["provenance"]["models"] == first["provenance"]["models"]
+    assert again["provenance"]["depth_from_job"] == first["engine_job"] != again["engine_job"]
+    assert again["provenance"]["camera"]["intrinsics"] == first["provenance"]["camera"]["intrinsics"]
+    assert again["request"]["mesh"]["min_angle_deg"] == 30.0 and len(rebuilt.data.polygons) < faces
+
+
+def test_rerun_with_the_kept_depth_damaged_or_missing_fails_clearly_and_changes_nothing(scene, prefs, addon,
+                                                                                      photo_path):
+    prefs.depth_storage = "PACKED"
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, stored, vertices = obj.name, obj["betterdepth"], vertex_pixels(obj)[0]
+    image = bpy.data.images[_stored(obj)["kept_depth"]["image"]]
+    pixels = np.empty(len(image.pixels), np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels[0] += 0.5
+    image.pixels.foreach_set(pixels)
+    objects = set(bpy.data.objects.keys())
+    with pytest.raises(RuntimeError, match=f"depth kept for '{name}' \\(packed in the .blend\\) was changed or damaged"):
+        bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0)
+    bpy.data.images.remove(image)
+    with pytest.raises(RuntimeError, match=f"depth kept for '{name}' .* is missing. Restore it, or run"):
+        bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0)
+    assert set(bpy.data.objects.keys()) == objects and bpy.data.objects[name]["betterdepth"] == stored
+    assert np.array_equal(vertex_pixels(bpy.data.objects[name])[0], vertices)
 
 
 def test_rerun_of_a_relief_with_a_new_depth(scene, photo_path, addon):
