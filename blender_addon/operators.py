@@ -32,6 +32,7 @@ from .core.engine_setup import Finding, check_setup
 from .core.jobs import RESULT_FILES, DepthJobs, EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
 from .core.provenance import file_sha256, record
+from .known_distance import apply_known_distance
 from .preferences import get_preferences
 from .properties import SOURCES
 
@@ -82,6 +83,7 @@ class Plan:
     kept_depth: dict | None = None  # where the object's disparity is kept with the .blend (depth_store)
     stored_meta: dict = field(default_factory=dict)  # a re-run object's engine meta.json (its models, image)
     depth_from_job: str = ""  # the engine job whose models made a re-run object's depth
+    known_distance: dict | None = None  # a re-run mesh's known distance (known_distance.py), applied again
 
 
 def _report_error(operator, error: Exception) -> set[str]:
@@ -228,6 +230,7 @@ class EngineJobOperator:
         plan.stored_alignment = stored.get("alignment")
         plan.kept_depth, plan.stored_meta = stored.get("kept_depth"), stored.get("engine") or {}
         plan.depth_from_job = provenance.get("depth_from_job") or stored["engine_job"]
+        plan.known_distance = stored.get("known_distance")
         plan.sections = {"estimate": stored["request"]["estimate"]}
         return plan, stored["engine_job"]
 
@@ -389,7 +392,8 @@ class EngineJobOperator:
                             engine_job=plan.job_id, addon_version=ADDON_VERSION)
         return {"source": plan.source, "image": str(plan.image_path.name), "camera": plan.camera_name,
                 "label": plan.label, "operator": self.operator_name(), "request": plan.sections,
-                "engine_job": plan.job_id, "engine": meta, "provenance": provenance, "kept_depth": plan.kept_depth}
+                "engine_job": plan.job_id, "engine": meta, "provenance": {**provenance, "known_distance": plan.known_distance},
+                "kept_depth": plan.kept_depth, "known_distance": plan.known_distance}
 
     @staticmethod
     def photo_image(plan: Plan, meta: dict, created: scene_build.Created) -> bpy.types.Image:
@@ -521,6 +525,11 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
                 alignment = {"error": str(error)}
                 self.report({"WARNING"}, f"BetterDepth: not aligned to the scene: {error} The mesh keeps the "
                                          "engine's depth range; add geometry in view or turn Align to Scene off.")
+        if plan.known_distance:  # the same pixel at the same distance as before the re-run
+            factor = apply_known_distance(arrays["vertices"], arrays["uvs"], meta["mesh"]["camera"],
+                                          plan.known_distance)
+            arrays = {**arrays, "vertices": arrays["vertices"] * np.float32(factor)}
+            plan.known_distance = {**plan.known_distance, "scale": factor}
         mesh = created.add(scene_build.build_mesh(name, mesh_buffers(arrays)))
         if alignment and "scale" in alignment:
             scene_align.refresh_normal_colors(mesh, scene_build.NORMAL_COLORS)
@@ -548,7 +557,7 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
         estimate = {**request.estimate, "base_prediction": {"space": "disparity",
                                                              "from_job": plan.job_id, "file": "base_disparity.npy"}}
         base_plan = dataclasses.replace(plan, job_id=job.job_id, sections={**plan.sections, "estimate": estimate},
-                                        kept_depth=None)
+                                        kept_depth=None, known_distance=None)
         base, _ = self._mesh_object(context, base_plan, base_meta, base_files["mesh.npz"],
                                     base_files["disparity.npy"], f"{plan.label} base mesh", camera, created)
         base["betterdepth_compare_of"] = refined.name

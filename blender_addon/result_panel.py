@@ -44,10 +44,17 @@ class ResultPanel:
         column.label(text=f"Engine {provenance.get('engine_version')}, job {str(provenance.get('engine_job'))[:8]}")
         if operator in ("create_mesh", "create_relief", "displacement"):
             column.label(text=f"Depth kept {describe(parameters.get('kept_depth'))}")
+        known = parameters.get("known_distance")
+        if known:
+            to = "focus plane" if known["measure"] == "AXIS" else "point"
+            column.label(text=f"Known distance {known['distance']:.3g} to {to} at pixel "
+                              f"({known['pixel'][0]:g}, {known['pixel'][1]:g})", icon="DRIVER_DISTANCE")
         if ERROR_PROPERTY in obj:
             column.label(text=f"Scene fit: {obj[ERROR_PROPERTY]:.1%} error", icon="SNAP_ON")
         elif (parameters.get("alignment") or {}).get("error"):
             column.label(text="Not aligned to the scene", icon="ERROR")
+        if operator == "create_mesh":
+            layout.operator("betterdepth.set_known_distance", icon="DRIVER_DISTANCE")
         if operator in ("create_mesh", "create_relief", "displacement"):
             rerun = layout.operator(f"betterdepth.{operator}", text="Re-run", icon="FILE_REFRESH")
             rerun.rerun_object = obj.name

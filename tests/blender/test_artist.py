@@ -428,3 +428,50 @@ def test_sequence_meshes_keep_one_scale_on_a_static_shot(scene, photo_path, tmp_
 def test_sequence_reports_a_missing_folder(scene, tmp_path):
     with pytest.raises(RuntimeError, match="No folder at"):
         bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "nowhere"))
+
+
+def _camera_view(obj, camera, scene) -> np.ndarray:
+    """Every vertex's position in the camera's view (x, y in [0, 1] across the frame)."""
+    from bpy_extras.object_utils import world_to_camera_view
+
+    world, _ = vertex_pixels(obj)
+    return np.array([tuple(world_to_camera_view(scene, camera, Vector(point)))[:2] for point in world])
+
+
+def test_a_known_distance_scales_a_photo_mesh_about_its_camera(scene, photo_path):
+    """After Set Known Distance the picked vertex lies at that distance from the camera and every other vertex
+    still projects onto its pixel; a focus-plane distance is along the view axis; Re-run keeps the scale."""
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    obj = _new_mesh(before)
+    (camera,) = [item for item in bpy.data.objects if item.type == "CAMERA" and item.name not in before]
+    origin = np.array(camera.matrix_world.translation)
+    world, uvs = vertex_pixels(obj)
+    view = _camera_view(obj, camera, scene)
+    picked = len(world) // 2 + 11
+    scene.cursor.location = Vector(world[picked]) + Vector((1e-4, 0.0, 0.0))  # snapped onto the mesh, nearly
+    assert bpy.ops.betterdepth.set_known_distance(object_name=obj.name, distance=3.7) == {"FINISHED"}
+    moved, moved_uvs = vertex_pixels(obj)
+    assert np.linalg.norm(moved[picked] - origin) == pytest.approx(3.7, abs=1e-5)
+    assert np.array_equal(moved_uvs, uvs)
+    assert np.abs(_camera_view(obj, camera, scene) - view).max() < 1e-5  # on their pixels' rays
+    ratio = np.linalg.norm(moved - origin, axis=1) / np.linalg.norm(world - origin, axis=1)
+    assert np.ptp(ratio) < 1e-5  # one scale for the whole mesh
+    known = _stored(obj)["known_distance"]
+    column = round(float(uvs[picked, 0]) * 75 - 0.5)
+    assert known["distance"] == pytest.approx(3.7) and known["measure"] == "RAY" and known["pixel"][0] == column
+    assert _stored(obj)["provenance"]["known_distance"] == known
+    # The focus plane through the image centre, 2 units in front of the camera.
+    assert bpy.ops.betterdepth.set_known_distance(object_name=obj.name, distance=2.0, point="PIXEL",
+                                                  measure="AXIS", column=37, row=25) == {"FINISHED"}
+    world, uvs = vertex_pixels(obj)
+    centre = int(np.argmin(np.abs(uvs[:, 0] * 75 - 37.5) + np.abs((1 - uvs[:, 1]) * 50 - 25.5)))
+    to_camera = np.array(camera.matrix_world.inverted())
+    assert -(to_camera[:3, :3] @ world[centre] + to_camera[:3, 3])[2] == pytest.approx(2.0, abs=1e-5)
+    # Re-run with another cut angle: the same pixel at the same distance.
+    name = obj.name
+    assert bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=20.0) == {"FINISHED"}
+    world, uvs = vertex_pixels(bpy.data.objects[name])
+    centre = int(np.argmin(np.abs(uvs[:, 0] * 75 - 37.5) + np.abs((1 - uvs[:, 1]) * 50 - 25.5)))
+    assert -(to_camera[:3, :3] @ world[centre] + to_camera[:3, 3])[2] == pytest.approx(2.0, abs=1e-5)
+    assert _stored(bpy.data.objects[name])["known_distance"]["distance"] == 2.0
