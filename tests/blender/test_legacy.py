@@ -55,4 +55,6 @@ def test_legacy_addon_runs_in_blender_3(tmp_path, photo_path):
     assert {"coffee_small depth", "coffee_small base"} <= set(result["images"])
     assert result["photo_vertices"] > 75 * 50 // 2 and result["photo_mesh_valid"]
     assert result["uv_layers"] == ["UVMap"]
+    assert result["kept_depth"]["storage"] == "PACKED" and result["rerun"] == ["FINISHED"]
+    assert "reused_disparity" in result["rerun_engine"] and result["known_distance"] == ["FINISHED"]
     assert result["alignment"]["samples"] == 64 * 48 and result["alignment"]["scale"] > 0
