@@ -67,7 +67,12 @@ class SequencePanel:
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        self.layout.operator("betterdepth.mesh_sequence", icon="SEQUENCE")
+        inputs = context.scene.betterdepth_inputs
+        self.layout.prop(inputs, "sequence_directory")
+        row = self.layout.row(align=True)
+        for output, text in (("OBJECTS", "Mesh per Frame"), ("SHAPE_KEYS", "Shape Keys")):
+            button = row.operator("betterdepth.mesh_sequence", text=text, icon="SEQUENCE")
+            button.directory, button.output = inputs.sequence_directory, output
 
 
 CLASSES = (type("BETTERDEPTH_PT_result_view3d", (ResultPanel, bpy.types.Panel), {"bl_space_type": "VIEW_3D"}),

@@ -475,3 +475,62 @@ def test_a_known_distance_scales_a_photo_mesh_about_its_camera(scene, photo_path
     centre = int(np.argmin(np.abs(uvs[:, 0] * 75 - 37.5) + np.abs((1 - uvs[:, 1]) * 50 - 25.5)))
     assert -(to_camera[:3, :3] @ world[centre] + to_camera[:3, 3])[2] == pytest.approx(2.0, abs=1e-5)
     assert _stored(bpy.data.objects[name])["known_distance"]["distance"] == 2.0
+
+
+def test_sequence_as_shape_keys_matches_the_per_frame_meshes(scene, photo_path, tmp_path):
+    """One mesh with a shape key per frame: as many keys as frames, key N at scene frame N, and each key's
+    vertices where the per-frame mesh has the vertex of the same pixel (the same consistent scale)."""
+    _frames(photo_path, tmp_path / "shot")
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60, reference=2,
+                                             frame_start=10) == {"FINISHED"}
+    per_frame = {obj.name: obj for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH"}
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60, reference=2,
+                                             frame_start=10, output="SHAPE_KEYS") == {"FINISHED"}
+    (target,) = [obj for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH"]
+    keys = target.data.shape_keys.key_blocks
+    assert keys[0].name == "Basis" and keys[1].name == "frame 0012"  # the reference frame's first
+    assert sorted(key.name for key in keys[1:]) == [f"frame {10 + index:04d}" for index in range(5)]
+    assert sorted(_stored(target)["frames"]) == sorted(key.name for key in keys[1:])
+    _, uvs = vertex_pixels(target)
+    pixels = np.rint(np.stack((uvs[:, 0] * 75 - 0.5, (1 - uvs[:, 1]) * 50 - 0.5), 1)).astype(int)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for index in range(5):
+        key = keys[f"frame {10 + index:04d}"]
+        co = np.empty(3 * len(key.data), np.float32)
+        key.data.foreach_get("co", co)
+        co = co.reshape(-1, 3)
+        frame_mesh = per_frame[f"shot {index:04d}"]
+        frame_co = np.empty(3 * len(frame_mesh.data.vertices), np.float32)
+        frame_mesh.data.vertices.foreach_get("co", frame_co)
+        _, frame_uvs = vertex_pixels(frame_mesh)
+        frame_pixels = np.rint(np.stack((frame_uvs[:, 0] * 75 - 0.5, (1 - frame_uvs[:, 1]) * 50 - 0.5), 1))
+        by_pixel = {tuple(pixel): vertex for pixel, vertex in zip(frame_pixels.astype(int).tolist(),
+                                                                   frame_co.reshape(-1, 3))}
+        shared = [(vertex, by_pixel[tuple(pixel)]) for pixel, vertex in zip(pixels.tolist(), co)
+                  if tuple(pixel) in by_pixel]
+        assert len(shared) > 0.9 * len(co)
+        ours, theirs = np.array([pair[0] for pair in shared]), np.array([pair[1] for pair in shared])
+        assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()
+        # The driver shows key N on scene frame N: the evaluated mesh is that key.
+        bpy.context.scene.frame_set(10 + index)
+        evaluated = target.evaluated_get(depsgraph).data
+        shown = np.empty(3 * len(evaluated.vertices), np.float32)
+        evaluated.vertices.foreach_get("co", shown)
+        assert np.allclose(shown.reshape(-1, 3), co, atol=1e-5)
+        if index != 2:  # a frame's key is its own shape, not the reference's
+            basis = np.empty(3 * len(co), np.float32)
+            keys["Basis"].data.foreach_get("co", basis)
+            assert np.abs(basis.reshape(-1, 3) - co).max() > 1e-3
+    assert _stored(target)["output"] == "SHAPE_KEYS"
+
+
+def test_a_failing_frame_stops_the_sequence_and_keeps_the_finished_frames(scene, photo_path, tmp_path):
+    _frames(photo_path, tmp_path / "shot", count=4)
+    (tmp_path / "shot" / "frame_0002.png").write_bytes(b"not a PNG")
+    before = {obj.name for obj in bpy.data.objects}
+    with pytest.raises(RuntimeError, match=r"frames built and kept"):
+        bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60)
+    built = sorted(obj.name for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH")
+    assert built == ["shot 0000", "shot 0001"]
