@@ -86,6 +86,12 @@ class Plan:
     known_distance: dict | None = None  # a re-run mesh's known distance (known_distance.py), applied again
 
 
+def set_properties(operator) -> dict:
+    """The operator's properties that were set (by the caller, invoke or a dialog), to invoke it again with."""
+    return {name: getattr(operator, name) for name in operator.properties.bl_rna.properties.keys()
+            if name != "rna_type" and operator.properties.is_property_set(name)}
+
+
 def _report_error(operator, error: Exception) -> set[str]:
     job_error = JobError.from_exception(error)
     level = "WARNING" if job_error.code == "CANCELLED" and not bpy.app.background else "ERROR"
@@ -111,6 +117,10 @@ class EngineJobOperator:
     rerun_object: StringProperty(name="Re-run Object", options={"HIDDEN", "SKIP_SAVE"},
                                  description="Rebuild this object on its stored depth (no model run) with these "
                                              "options; it keeps its name, place and materials")
+    confirmed: BoolProperty(options={"HIDDEN", "SKIP_SAVE"},
+                            description="Re-run: the options were confirmed in the dialog (invoke starts the job)")
+    from_dialog: BoolProperty(options={"HIDDEN", "SKIP_SAVE"},
+                              description="Set by invoke before Re-run's dialog: its OK invokes the job again")
 
     # -- to implement -------------------------------------------------------------------------------------
     def sections(self, context, plan: Plan) -> dict:
@@ -274,6 +284,10 @@ class EngineJobOperator:
 
     # -- synchronous path ---------------------------------------------------------------------------------
     def execute(self, context):
+        if self.from_dialog and context.window is not None:
+            # Re-run's dialog ended (OK): invoke again, so the job runs like any other, with the UI responsive.
+            return getattr(bpy.ops.betterdepth, self.operator_name())(
+                "INVOKE_DEFAULT", **{**set_properties(self), "from_dialog": False, "confirmed": True})
         try:
             job, plan = self._start(context)
         except Exception as error:  # noqa: BLE001 - reported, never a traceback
@@ -298,7 +312,7 @@ class EngineJobOperator:
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
-        if self.rerun_object:  # the options the object was made with, to change; then execute (no model run)
+        if self.rerun_object and not self.confirmed:  # the object's options, to change in a dialog; then execute
             try:
                 _, stored = rerun.stored_parameters(self.rerun_object)
             except JobError as error:
@@ -311,6 +325,7 @@ class EngineJobOperator:
                             setattr(self, name, value)
                         except (TypeError, ValueError):
                             pass  # e.g. an option this version no longer offers
+            self.from_dialog = True
             return context.window_manager.invoke_props_dialog(self)
         if ActiveJob.running():
             self.report({"WARNING"}, "BetterDepth: a job is already running; cancel it or wait.")

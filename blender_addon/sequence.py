@@ -123,13 +123,15 @@ class BETTERDEPTH_OT_mesh_sequence(bpy.types.Operator):
     fov_deg: FloatProperty(name="Field of View", default=0.0, min=0.0, max=179.0,
                            description="Across the longer side (0: the frames' EXIF, else 55)")
     frame_start: IntProperty(name="Start Frame", default=1, description="The scene frame of the first mesh")
-    started_from_ui: BoolProperty(options={"HIDDEN", "SKIP_SAVE"})
+    from_dialog: BoolProperty(options={"HIDDEN", "SKIP_SAVE"},
+                              description="Set by invoke before the file browser: execute invokes the run again")
 
     # -- entry points ---------------------------------------------------------------------------------------
     def invoke(self, context, event):
         if not self.directory:
             self.directory = context.scene.betterdepth_inputs.sequence_directory
         if not self.directory:
+            self.from_dialog = True
             context.window_manager.fileselect_add(self)  # pick the frames' folder, then execute
             return {"RUNNING_MODAL"}
         if bpy.app.background:
@@ -137,11 +139,12 @@ class BETTERDEPTH_OT_mesh_sequence(bpy.types.Operator):
         return self._start_modal(context)
 
     def execute(self, context):
-        if not bpy.app.background and context.window is not None and not self.started_from_ui:
+        if self.from_dialog and context.window is not None:
             # After the file browser: go on as a modal operator, so the UI stays responsive.
-            options = {name: getattr(self, name) for name in self.properties.bl_rna.properties.keys()
-                       if name != "rna_type" and self.properties.is_property_set(name)}
-            return bpy.ops.betterdepth.mesh_sequence("INVOKE_DEFAULT", **{**options, "started_from_ui": True})
+            from .operators import set_properties
+
+            return bpy.ops.betterdepth.mesh_sequence("INVOKE_DEFAULT", **{**set_properties(self),
+                                                                          "from_dialog": False})
         from .operators import ActiveJob
 
         state = self._begin(context)

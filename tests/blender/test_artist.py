@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from mathutils import Vector
 
-from .conftest import MODULE, vertex_pixels
+from .conftest import MODULE, vertex_pixels, write_frames
 
 
 def _textured_scene(scene, width=128, height=96):
@@ -366,26 +366,6 @@ def test_compare_builds_the_base_and_the_refined_mesh(scene, photo_path, addon):
     assert refined_depth is None  # Create Mesh makes no other images
 
 
-def _frames(photo_path, folder, count=5):
-    """A static shot: the same view with the light changing a little and sensor noise, as PNG frames."""
-    source = bpy.data.images.load(str(photo_path))
-    width, height = source.size
-    pixels = np.empty(width * height * 4, np.float32)
-    source.pixels.foreach_get(pixels)
-    rng = np.random.default_rng(0)
-    folder.mkdir()
-    for index in range(count):
-        frame = bpy.data.images.new(f"frame{index}", width, height)
-        values = pixels.reshape(height, width, 4).copy()
-        values[..., :3] = np.clip(values[..., :3] * (0.9 + 0.04 * index)
-                                  + rng.normal(0, 0.01, (height, width, 3)), 0, 1)
-        frame.pixels.foreach_set(values.ravel())
-        frame.filepath_raw, frame.file_format = str(folder / f"frame_{index:04d}.png"), "PNG"
-        frame.save()
-        bpy.data.images.remove(frame)
-    bpy.data.images.remove(source)
-
-
 def _pixel_depths(obj, width: int, height: int) -> np.ndarray:
     """H x W depth of a camera-frame mesh at the pixels its vertices came from (UVs); NaN elsewhere."""
     mesh = obj.data
@@ -405,7 +385,7 @@ def _pixel_depths(obj, width: int, height: int) -> np.ndarray:
 
 
 def test_sequence_meshes_keep_one_scale_on_a_static_shot(scene, photo_path, tmp_path):
-    _frames(photo_path, tmp_path / "shot")
+    write_frames(photo_path, tmp_path / "shot")
     before = {obj.name for obj in bpy.data.objects}
     assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60,
                                              reference=2) == {"FINISHED"}
@@ -480,7 +460,7 @@ def test_a_known_distance_scales_a_photo_mesh_about_its_camera(scene, photo_path
 def test_sequence_as_shape_keys_matches_the_per_frame_meshes(scene, photo_path, tmp_path):
     """One mesh with a shape key per frame: as many keys as frames, key N at scene frame N, and each key's
     vertices where the per-frame mesh has the vertex of the same pixel (the same consistent scale)."""
-    _frames(photo_path, tmp_path / "shot")
+    write_frames(photo_path, tmp_path / "shot")
     before = {obj.name for obj in bpy.data.objects}
     assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60, reference=2,
                                              frame_start=10) == {"FINISHED"}
@@ -527,7 +507,7 @@ def test_sequence_as_shape_keys_matches_the_per_frame_meshes(scene, photo_path, 
 
 
 def test_a_failing_frame_stops_the_sequence_and_keeps_the_finished_frames(scene, photo_path, tmp_path):
-    _frames(photo_path, tmp_path / "shot", count=4)
+    write_frames(photo_path, tmp_path / "shot", count=4)
     (tmp_path / "shot" / "frame_0002.png").write_bytes(b"not a PNG")
     before = {obj.name for obj in bpy.data.objects}
     with pytest.raises(RuntimeError, match=r"frames built and kept"):
