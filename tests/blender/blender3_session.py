@@ -1,6 +1,7 @@
 """Run inside Debian's Blender 3.4 (`blender -b --python THIS -- LEGACY_ZIP ENGINE_PYTHON PHOTO OUT_JSON`) by
 test_legacy.py: installs the legacy add-on zip, runs Estimate Depth, Create Mesh (photo) and Create Mesh
-(camera render, aligned to the scene), Re-run on the depth kept in the .blend, Set Known Distance, and writes what happened as JSON."""
+(camera render, aligned to the scene), Re-run on the depth kept in the .blend and Set Known Distance, and
+writes what happened as JSON."""
 
 import json
 import math

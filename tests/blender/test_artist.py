@@ -288,7 +288,8 @@ def test_rerun_with_the_kept_depth_damaged_or_missing_fails_clearly_and_changes_
     pixels[0] += 0.5
     image.pixels.foreach_set(pixels)
     objects = set(bpy.data.objects.keys())
-    with pytest.raises(RuntimeError, match=f"depth kept for '{name}' \\(packed in the .blend\\) was changed or damaged"):
+    damaged = f"depth kept for '{name}' \\(packed in the .blend\\) was changed or damaged"
+    with pytest.raises(RuntimeError, match=damaged):
         bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0)
     bpy.data.images.remove(image)
     with pytest.raises(RuntimeError, match=f"depth kept for '{name}' .* is missing. Restore it, or run"):
