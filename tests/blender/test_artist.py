@@ -311,6 +311,22 @@ def test_rerun_of_a_relief_with_a_new_depth(scene, photo_path, addon):
         bpy.ops.betterdepth.create_mesh(rerun_object=name)
 
 
+def test_rerun_of_a_displaced_plane_on_the_kept_depth(scene, photo_path, addon):
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.displacement(source="FILE", filepath=str(photo_path), width=3.0, depth=0.2,
+                                            subdivisions=40) == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, kept, material = obj.name, _stored(obj)["kept_depth"], obj.active_material
+    assert kept["storage"] == "PACKED" and (kept["width"], kept["height"]) == (75, 50)
+    assert bpy.ops.betterdepth.displacement(rerun_object=name, width=3.0, depth=0.5, subdivisions=40) == {
+        "FINISHED"}
+    rebuilt = bpy.data.objects[name]
+    again = _stored(rebuilt)
+    assert rebuilt.modifiers[0].strength == pytest.approx(0.5) and rebuilt.active_material == material
+    assert again["kept_depth"] == kept and again["engine"]["estimate"]["reused_disparity"]
+    assert not _job_stages(addon, again["engine_job"]) & {"loading", "base", "refine", "ensemble"}
+
+
 def test_a_render_releases_the_engine_models(scene, prefs, addon, photo_path):
     """Release Before Render: a render in background mode unloads the engine's models (health shows none);
     the add-on's own input render does not; off, the models stay."""
