@@ -405,7 +405,7 @@ class EngineJobOperator:
         provenance = record(task=self.task, source=plan.source, source_path=plan.source_path,
                             sent_sha256=plan.image_sha256, camera=plan.camera, request=plan.sections, meta=meta,
                             engine_job=plan.job_id, addon_version=ADDON_VERSION)
-        provenance["known_distance"] = plan.known_distance
+        provenance["known_distance"], provenance["kept_depth"] = plan.known_distance, plan.kept_depth
         return {"source": plan.source, "image": str(plan.image_path.name), "camera": plan.camera_name,
                 "label": plan.label, "operator": self.operator_name(), "request": plan.sections,
                 "engine_job": plan.job_id, "engine": meta, "provenance": provenance,

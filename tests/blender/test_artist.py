@@ -252,6 +252,7 @@ def test_rerun_after_the_engine_forgot_the_job_uses_the_depth_kept_with_the_blen
     name, first, faces = obj.name, _stored(obj), len(obj.data.polygons)
     kept = first["kept_depth"]
     assert kept["storage"] == storage and (kept["width"], kept["height"]) == (75, 50)
+    assert first["provenance"]["kept_depth"] == kept
     image = bpy.data.images[kept["image"]]
     assert (image.packed_file is not None) == (storage == "PACKED")
     if storage == "BESIDE":
