@@ -106,11 +106,14 @@ class EngineClient:
 
     def submit(self, task: str, image_path: str | os.PathLike | None = None, image_bytes: bytes | None = None,
                filename: str = "image.png", reuse_job: str | None = None, estimate: dict | None = None,
-               mesh: dict | None = None, relief: dict | None = None, idempotency_key: str | None = None) -> dict:
+               mesh: dict | None = None, relief: dict | None = None, idempotency_key: str | None = None,
+               reuse_disparity: str | None = None) -> dict:
         """Queue a job ("estimate", "mesh" or "relief"); returns {"job_id", "state", "queue_position", ...}.
 
         The image is a path the engine may read (inside one of its --allow-dir folders), or bytes that are
-        uploaded first; `reuse_job` instead reuses an earlier job's depth (no model runs).
+        uploaded first; `reuse_job` instead reuses an earlier job's depth (no model runs), and `reuse_disparity`
+        (an upload id of a disparity file the caller kept) is the depth of a mesh or relief job (no model runs;
+        the image is then optional).
         """
         request: dict = {"task": task, "estimate": estimate or {}, "mesh": mesh or {}, "relief": relief or {}}
         if image_bytes is not None:
@@ -119,6 +122,8 @@ class EngineClient:
             request["image"] = {"path": str(Path(image_path).resolve())}
         if reuse_job is not None:
             request["reuse_job"] = reuse_job
+        if reuse_disparity is not None:
+            request["reuse_disparity"] = {"upload_id": reuse_disparity}
         if idempotency_key is not None:
             request["idempotency_key"] = idempotency_key
         return self._json("POST", "/jobs", request)

@@ -21,10 +21,10 @@ bl_info = {  # Blender 3.x only; 4.2+ takes the manifest (keep name and version 
 
 
 def _classes():
-    from . import operators, panels, preferences, properties, result_panel, sequence
+    from . import known_distance, operators, panels, preferences, properties, result_panel, sequence
 
     return (*preferences.CLASSES, *properties.CLASSES, *operators.CLASSES, *panels.CLASSES, *result_panel.CLASSES,
-            *sequence.CLASSES)
+            *sequence.CLASSES, *known_distance.CLASSES)
 
 
 def register():

@@ -25,13 +25,14 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import engine, inputs, rerun, scene_align, scene_build
+from . import depth_store, engine, inputs, rerun, scene_align, scene_build
 from .core.alignment import AlignmentError
 from .core.camera import params_from_intrinsics
 from .core.engine_setup import Finding, check_setup
-from .core.jobs import DepthJobs, EngineJob, JobError, JobRequest
+from .core.jobs import RESULT_FILES, DepthJobs, EngineJob, JobError, JobRequest
 from .core.mesh_arrays import MeshFileError, grid_plane, load_mesh_npz, mesh_buffers
 from .core.provenance import file_sha256, record
+from .known_distance import apply_known_distance
 from .preferences import get_preferences
 from .properties import SOURCES
 
@@ -79,6 +80,16 @@ class Plan:
     camera: dict = field(default_factory=dict)  # the rendered camera: name, parameters, world matrix
     rerun_of: str = ""  # the object a Re-run rebuilds
     stored_alignment: dict | None = None  # its scene fit (same depth: applied again)
+    kept_depth: dict | None = None  # where the object's disparity is kept with the .blend (depth_store)
+    stored_meta: dict = field(default_factory=dict)  # a re-run object's engine meta.json (its models, image)
+    depth_from_job: str = ""  # the engine job whose models made a re-run object's depth
+    known_distance: dict | None = None  # a re-run mesh's known distance (known_distance.py), applied again
+
+
+def set_properties(operator) -> dict:
+    """The operator's properties that were set (by the caller, invoke or a dialog), to invoke it again with."""
+    return {name: getattr(operator, name) for name in operator.properties.bl_rna.properties.keys()
+            if name != "rna_type" and operator.properties.is_property_set(name)}
 
 
 def _report_error(operator, error: Exception) -> set[str]:
@@ -106,6 +117,10 @@ class EngineJobOperator:
     rerun_object: StringProperty(name="Re-run Object", options={"HIDDEN", "SKIP_SAVE"},
                                  description="Rebuild this object on its stored depth (no model run) with these "
                                              "options; it keeps its name, place and materials")
+    confirmed: BoolProperty(options={"HIDDEN", "SKIP_SAVE"},
+                            description="Re-run: the options were confirmed in the dialog (invoke starts the job)")
+    from_dialog: BoolProperty(options={"HIDDEN", "SKIP_SAVE"},
+                              description="Set by invoke before Re-run's dialog: its OK invokes the job again")
 
     # -- to implement -------------------------------------------------------------------------------------
     def sections(self, context, plan: Plan) -> dict:
@@ -169,6 +184,11 @@ class EngineJobOperator:
             if self.rerun_object and "mesh" in plan.sections and "blender_camera" in plan.camera:
                 # The depth was lifted for the camera as it was at the render, not as it is now.
                 plan.sections["mesh"]["blender_camera"] = plan.camera["blender_camera"]
+            elif self.rerun_object and "mesh" in plan.sections and not plan.image_path.is_file():
+                # A photo's EXIF focal, for a kept depth sent without its image: the same camera as before.
+                focal_35mm = plan.stored_meta.get("image", {}).get("focal_length_35mm")
+                if focal_35mm and not {"fov_deg", "focal_px"} & set(plan.sections["mesh"]):
+                    plan.sections["mesh"]["focal_35mm"] = focal_35mm
             results = plan.sections.pop("results", ())
             settings = engine.settings(context)
             plan.depth_key = DepthJobs.key((settings.mode, settings.url if settings.mode == "EXTERNAL" else ""),
@@ -182,8 +202,15 @@ class EngineJobOperator:
                 plan.depth_key = None  # the depth comes from that file, not from the models: never reused
             if not self.rerun_object:
                 reuse_job = DEPTH_JOBS.get(plan.depth_key) if self.reuse_depth else None
+            kept = None
+            if plan.kept_depth:  # the depth kept with the .blend: needs no engine job and no model
+                kept, reuse_job = folder / "kept_disparity.npy", None
+                np.save(kept, depth_store.load(plan.kept_depth, plan.rerun_of))
+            elif self.task != "estimate" and prefs.depth_storage != "ENGINE":
+                results = tuple(results or RESULT_FILES[self.task])
+                results += ("disparity.npy",) * ("disparity.npy" not in results)  # to keep with the .blend
             request = JobRequest(self.task, plan.image_path, results=results, reuse_job=reuse_job,
-                                 base_prediction=base_prediction, **plan.sections)
+                                 base_prediction=base_prediction, reuse_disparity=kept, **plan.sections)
         except Exception:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -211,6 +238,9 @@ class EngineJobOperator:
             plan.camera_name = plan.camera["name"]
         plan.image_name = rerun.material_image(old)
         plan.stored_alignment = stored.get("alignment")
+        plan.kept_depth, plan.stored_meta = stored.get("kept_depth"), stored.get("engine") or {}
+        plan.depth_from_job = provenance.get("depth_from_job") or stored["engine_job"]
+        plan.known_distance = stored.get("known_distance")
         plan.sections = {"estimate": stored["request"]["estimate"]}
         return plan, stored["engine_job"]
 
@@ -228,12 +258,20 @@ class EngineJobOperator:
             plan.job_id = job.job_id
             DEPTH_JOBS.remember(plan.depth_key, job.job_id)
             created = scene_build.Created()
+            kept_now = None
             try:
+                if job.request.reuse_disparity is not None:
+                    _with_stored_estimate(payload["meta.json"], plan.stored_meta, plan.depth_from_job)
+                elif self.task != "estimate" and "disparity.npy" in payload:
+                    plan.kept_depth = kept_now = depth_store.keep(
+                        np.load(payload["disparity.npy"], allow_pickle=False), plan.label,
+                        get_preferences(context).depth_storage, created)
                 summary = self.build(context, plan, payload, created)
                 if plan.rerun_of:
                     rerun.replace(bpy.data.objects[plan.rerun_of], created)
             except Exception as error:  # noqa: BLE001 - whatever failed, undo what was built, report it
                 created.remove_all()
+                depth_store.forget_file(kept_now)
                 traceback.print_exc()  # the details go to the console, the user gets one line
                 known = isinstance(error, (JobError, MeshFileError))
                 detail = str(error) if known else f"{type(error).__name__}: {error}"
@@ -246,6 +284,10 @@ class EngineJobOperator:
 
     # -- synchronous path ---------------------------------------------------------------------------------
     def execute(self, context):
+        if self.from_dialog and context.window is not None:
+            # Re-run's dialog ended (OK): invoke again, so the job runs like any other, with the UI responsive.
+            return getattr(bpy.ops.betterdepth, self.operator_name())(
+                "INVOKE_DEFAULT", **{**set_properties(self), "from_dialog": False, "confirmed": True})
         try:
             job, plan = self._start(context)
         except Exception as error:  # noqa: BLE001 - reported, never a traceback
@@ -270,7 +312,7 @@ class EngineJobOperator:
     def invoke(self, context, event):
         if bpy.app.background:
             return self.execute(context)
-        if self.rerun_object:  # the options the object was made with, to change; then execute (no model run)
+        if self.rerun_object and not self.confirmed:  # the object's options, to change in a dialog; then execute
             try:
                 _, stored = rerun.stored_parameters(self.rerun_object)
             except JobError as error:
@@ -283,6 +325,7 @@ class EngineJobOperator:
                             setattr(self, name, value)
                         except (TypeError, ValueError):
                             pass  # e.g. an option this version no longer offers
+            self.from_dialog = True
             return context.window_manager.invoke_props_dialog(self)
         if ActiveJob.running():
             self.report({"WARNING"}, "BetterDepth: a job is already running; cancel it or wait.")
@@ -362,13 +405,17 @@ class EngineJobOperator:
         provenance = record(task=self.task, source=plan.source, source_path=plan.source_path,
                             sent_sha256=plan.image_sha256, camera=plan.camera, request=plan.sections, meta=meta,
                             engine_job=plan.job_id, addon_version=ADDON_VERSION)
+        provenance["known_distance"], provenance["kept_depth"] = plan.known_distance, plan.kept_depth
         return {"source": plan.source, "image": str(plan.image_path.name), "camera": plan.camera_name,
                 "label": plan.label, "operator": self.operator_name(), "request": plan.sections,
-                "engine_job": plan.job_id, "engine": meta, "provenance": provenance}
+                "engine_job": plan.job_id, "engine": meta, "provenance": provenance,
+                "kept_depth": plan.kept_depth, "known_distance": plan.known_distance}
 
     @staticmethod
     def photo_image(plan: Plan, meta: dict, created: scene_build.Created) -> bpy.types.Image:
         """The input as an image for materials, turned like the engine turned it (EXIF orientation)."""
+        if plan.rerun_of and plan.image_name:  # the re-run object's own material image: already turned
+            return bpy.data.images[plan.image_name]
         image = bpy.data.images[plan.image_name] if plan.image_name else scene_build.load_image(plan.image_path,
                                                                                                 created)
         if not plan.image_name and plan.folder in plan.image_path.parents:
@@ -377,6 +424,18 @@ class EngineJobOperator:
         if orientation != 1:
             image = scene_build.oriented_copy(image, orientation, created)
         return image
+
+
+def _with_stored_estimate(meta_path: Path, stored_meta: dict, depth_from_job: str) -> None:
+    """A job on a kept disparity knows nothing of the models that made it: its meta.json gets the re-run
+    object's estimate (models, steps, seed), image and source job, and says the depth came from the .blend."""
+    meta = json.loads(meta_path.read_text())
+    kept = meta["estimate"].get("reused_disparity")
+    meta["estimate"] = {**(stored_meta.get("estimate") or {}), "reused_disparity": kept}
+    if meta.get("image", {}).get("path") is None and stored_meta.get("image"):
+        meta["image"] = stored_meta["image"]
+    meta["reused_from"] = depth_from_job
+    meta_path.write_text(json.dumps(meta, indent=2))
 
 
 def _normalized(disparity: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -482,6 +541,11 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
                 alignment = {"error": str(error)}
                 self.report({"WARNING"}, f"BetterDepth: not aligned to the scene: {error} The mesh keeps the "
                                          "engine's depth range; add geometry in view or turn Align to Scene off.")
+        if plan.known_distance:  # the same pixel at the same distance as before the re-run
+            factor = apply_known_distance(arrays["vertices"], arrays["uvs"], meta["mesh"]["camera"],
+                                          plan.known_distance)
+            arrays = {**arrays, "vertices": arrays["vertices"] * np.float32(factor)}
+            plan.known_distance = {**plan.known_distance, "scale": factor}
         mesh = created.add(scene_build.build_mesh(name, mesh_buffers(arrays)))
         if alignment and "scale" in alignment:
             scene_align.refresh_normal_colors(mesh, scene_build.NORMAL_COLORS)
@@ -508,7 +572,8 @@ class BETTERDEPTH_OT_create_mesh(EngineJobOperator, bpy.types.Operator):
         base_meta = json.loads(base_files["meta.json"].read_text())
         estimate = {**request.estimate, "base_prediction": {"space": "disparity",
                                                              "from_job": plan.job_id, "file": "base_disparity.npy"}}
-        base_plan = dataclasses.replace(plan, job_id=job.job_id, sections={**plan.sections, "estimate": estimate})
+        base_plan = dataclasses.replace(plan, job_id=job.job_id, sections={**plan.sections, "estimate": estimate},
+                                        kept_depth=None, known_distance=None)
         base, _ = self._mesh_object(context, base_plan, base_meta, base_files["mesh.npz"],
                                     base_files["disparity.npy"], f"{plan.label} base mesh", camera, created)
         base["betterdepth_compare_of"] = refined.name

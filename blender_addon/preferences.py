@@ -4,6 +4,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from .core.engine_setup import ENV_VARIABLE
+from .depth_store import STORAGE
 
 
 def get_preferences(context=None) -> "BetterDepthPreferences":
@@ -38,6 +39,10 @@ class BetterDepthPreferences(bpy.types.AddonPreferences):
         description="When Blender starts a render, ask an engine on this computer to unload its models, so the "
                     "render gets the GPU memory (the next job loads them again)",
     )
+    depth_storage: EnumProperty(
+        name="Depth Storage", items=STORAGE, default="PACKED",
+        description="Where a created object keeps its depth, so Re-run works after the engine dropped its job",
+    )
 
     base: StringProperty(name="Base Model", default="default",
                          description="'default', e.g. depth-anything-v2-small, a folder or a hub id (engine side)")
@@ -60,6 +65,7 @@ class BetterDepthPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "url")
             layout.prop(self, "token")
         layout.prop(self, "release_before_render")
+        layout.prop(self, "depth_storage")
         row = layout.row(align=True)
         row.operator("betterdepth.check_setup", icon="CHECKMARK")
         row.operator("betterdepth.engine_start", icon="PLAY")

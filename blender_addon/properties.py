@@ -15,6 +15,8 @@ class BetterDepthInputs(bpy.types.PropertyGroup):
     source: EnumProperty(name="Source", items=SOURCES, default="AUTO")
     image: PointerProperty(name="Image", type=bpy.types.Image, description="Empty: the Image Editor's image")
     filepath: StringProperty(name="File", subtype="FILE_PATH")
+    sequence_directory: StringProperty(name="Frames", subtype="DIR_PATH",
+                                       description="The image sequence's folder (frames in name order)")
 
     def operator_options(self) -> dict:
         """The job operators' input properties for this choice."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import bpy
 
+from .depth_store import describe
 from .scene_align import ERROR_PROPERTY
 from .scene_build import PARAMETERS_PROPERTY, read_parameters
 
@@ -41,10 +42,19 @@ class ResultPanel:
                           f"ensemble {provenance.get('ensemble_size')}")
         column.label(text=f"Resolution {provenance.get('processing_resolution')} px")
         column.label(text=f"Engine {provenance.get('engine_version')}, job {str(provenance.get('engine_job'))[:8]}")
+        if operator in ("create_mesh", "create_relief", "displacement"):
+            column.label(text=f"Depth kept {describe(parameters.get('kept_depth'))}")
+        known = parameters.get("known_distance")
+        if known:
+            to = "focus plane" if known["measure"] == "AXIS" else "point"
+            column.label(text=f"Known distance {known['distance']:.3g} to {to} at pixel "
+                              f"({known['pixel'][0]:g}, {known['pixel'][1]:g})", icon="DRIVER_DISTANCE")
         if ERROR_PROPERTY in obj:
             column.label(text=f"Scene fit: {obj[ERROR_PROPERTY]:.1%} error", icon="SNAP_ON")
         elif (parameters.get("alignment") or {}).get("error"):
             column.label(text="Not aligned to the scene", icon="ERROR")
+        if operator == "create_mesh":
+            layout.operator("betterdepth.set_known_distance", icon="DRIVER_DISTANCE")
         if operator in ("create_mesh", "create_relief", "displacement"):
             rerun = layout.operator(f"betterdepth.{operator}", text="Re-run", icon="FILE_REFRESH")
             rerun.rerun_object = obj.name
@@ -57,7 +67,12 @@ class SequencePanel:
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        self.layout.operator("betterdepth.mesh_sequence", icon="SEQUENCE")
+        inputs = context.scene.betterdepth_inputs
+        self.layout.prop(inputs, "sequence_directory")
+        row = self.layout.row(align=True)
+        for output, text in (("OBJECTS", "Mesh per Frame"), ("SHAPE_KEYS", "Shape Keys")):
+            button = row.operator("betterdepth.mesh_sequence", text=text, icon="SEQUENCE")
+            button.directory, button.output = inputs.sequence_directory, output
 
 
 CLASSES = (type("BETTERDEPTH_PT_result_view3d", (ResultPanel, bpy.types.Panel), {"bl_space_type": "VIEW_3D"}),

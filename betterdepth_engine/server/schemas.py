@@ -78,6 +78,13 @@ class BasePredictionSource(Strict):
     space: Literal["disparity", "depth"] = "disparity"
 
 
+class DisparityUpload(Strict):
+    """A disparity the client already holds (e.g. an earlier job's disparity.npy kept with a .blend), uploaded as
+    .npy, 16-bit .png or .exr: used as the job's depth as it is, so no model runs."""
+
+    upload_id: str
+
+
 class EstimateParams(Strict):
     base: str = Field(default="default", description="'default', an alias, a local folder or a hub id")
     base_prediction: BasePredictionSource | None = None
@@ -98,6 +105,9 @@ class JobRequest(Strict):
     task: Literal[TASKS]  # type: ignore[valid-type]
     image: ImageSource | None = None
     reuse_job: str | None = Field(default=None, description="reuse this succeeded job's disparity: no model runs")
+    reuse_disparity: DisparityUpload | None = Field(
+        default=None, description="mesh/relief on this uploaded disparity (a job's disparity.npy kept by the "
+                                  "client): no model runs; the image is optional (colours, EXIF focal, size check)")
     estimate: EstimateParams = Field(default_factory=EstimateParams)
     mesh: MeshRequest = Field(default_factory=MeshRequest)  # type: ignore[valid-type]
     relief: ReliefRequest = Field(default_factory=ReliefRequest)  # type: ignore[valid-type]

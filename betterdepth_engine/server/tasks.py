@@ -55,6 +55,9 @@ def run(context: JobContext) -> list[str]:
     if request.get("reuse_job"):
         estimate_files, estimate_meta, disparity = _reused_estimate(context)
         valid = np.isfinite(disparity)
+    elif request.get("reuse_disparity"):
+        estimate_files, estimate_meta, disparity = _kept_disparity(context, image)
+        valid = np.isfinite(disparity)
     else:
         clock = time.perf_counter()
         result = _estimate(context, image)
@@ -236,6 +239,23 @@ def _reused_estimate(context: JobContext) -> tuple[dict, dict, np.ndarray]:
     writers = {name: (lambda path, name=name: shutil.copyfile(source / name, path)) for name in names}
     meta = json.loads((source / "meta.json").read_text())
     return writers, meta["estimate"], np.load(source / "disparity.npy", allow_pickle=False)
+
+
+def _kept_disparity(context: JobContext, image) -> tuple[dict, dict, np.ndarray]:
+    """The client's kept disparity (reuse_disparity) as this job's depth: no model runs. With an image, the two
+    must be the same size."""
+    from betterdepth_engine.depthfile import read_depth_file
+
+    (path,) = sorted(context.input_dir.glob("reuse_disparity.*"))
+    disparity = read_depth_file(path).astype(np.float32)
+    if image is not None and disparity.shape != (image.height, image.width):
+        raise BetterDepthError(BetterDepthError.BASE_FILE_MISMATCH,
+                               f"The kept disparity is {disparity.shape[1]}x{disparity.shape[0]} but the image is "
+                               f"{image.width}x{image.height}.", "Send the image the disparity was estimated on, "
+                               "or none.")
+    meta = {"reused_disparity": {"upload_id": context.request["reuse_disparity"]["upload_id"],
+                                 "width": disparity.shape[1], "height": disparity.shape[0]}}
+    return {"disparity.npy": lambda path: np.save(path, disparity)}, meta, disparity
 
 
 def recon_options(request: dict, image):

@@ -93,6 +93,7 @@ class JobRequest:
     results: tuple[str, ...] = ()  # files to fetch; empty: the task's usual ones (RESULT_FILES)
     reuse_job: str | None = None  # an earlier job on the same image and models: its depth, no model run
     base_prediction: Path | None = None  # a disparity file from any depth model, used as the base (uploaded)
+    reuse_disparity: Path | None = None  # a disparity kept with the .blend: the job's depth (no model run)
 
     def __post_init__(self):
         if self.task not in RESULT_FILES:
@@ -205,7 +206,10 @@ class EngineJob:
             upload = self.client.upload(path.read_bytes(), path.name)
             sections["estimate"] = {**sections["estimate"],
                                     "base_prediction": {"upload_id": upload["upload_id"], "space": "disparity"}}
-        job = self._submit_reusing(sections) if request.reuse_job else None
+        if request.reuse_disparity is not None:
+            job = self._submit_kept(sections)
+        else:
+            job = self._submit_reusing(sections) if request.reuse_job else None
         if job is None:
             self._move(JobState.SUBMITTING, message="Sending the image to the engine")
             image = Path(request.image_path)
@@ -245,6 +249,20 @@ class EngineJob:
                 on_preview(payload)
             else:
                 return kind, payload
+
+    def _submit_kept(self, sections: dict) -> dict:
+        """Submit on a disparity kept with the .blend (uploaded), with the input image when it is still there
+        (colours, EXIF focal); the engine runs no model."""
+        self._move(JobState.SUBMITTING, message="Sending the depth kept with the .blend")
+        path = Path(self.request.reuse_disparity)
+        upload = self.client.upload(path.read_bytes(), path.name)
+        estimate = {key: value for key, value in sections["estimate"].items() if key != "base_prediction"}
+        image = Path(self.request.image_path)
+        image_source = {"image_bytes": image.read_bytes(), "filename": image.name} if image.is_file() else {}
+        job = self.client.submit(self.request.task, reuse_disparity=upload["upload_id"],
+                                 **{**sections, "estimate": estimate}, **image_source)
+        self.reused = True
+        return job
 
     def _submit_reusing(self, sections: dict) -> dict | None:
         """Submit on the earlier job's depth; None when the engine no longer has that job (restarted, or its

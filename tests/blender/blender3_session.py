@@ -1,6 +1,7 @@
 """Run inside Debian's Blender 3.4 (`blender -b --python THIS -- LEGACY_ZIP ENGINE_PYTHON PHOTO OUT_JSON`) by
 test_legacy.py: installs the legacy add-on zip, runs Estimate Depth, Create Mesh (photo) and Create Mesh
-(camera render, aligned to the scene), and writes what happened as JSON."""
+(camera render, aligned to the scene), Re-run on the depth kept in the .blend and Set Known Distance, and
+writes what happened as JSON."""
 
 import json
 import math
@@ -24,6 +25,12 @@ try:
     result["photo_vertices"] = len(mesh.data.vertices)
     result["photo_mesh_valid"] = not mesh.data.validate()
     result["uv_layers"] = [layer.name for layer in mesh.data.uv_layers]
+    result["kept_depth"] = json.loads(mesh["betterdepth"])["kept_depth"]
+    name = mesh.name  # the re-run replaces the object
+    result["rerun"] = sorted(bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=20.0))
+    result["known_distance"] = sorted(bpy.ops.betterdepth.set_known_distance(
+        object_name=name, distance=2.5, point="PIXEL", measure="AXIS"))
+    result["rerun_engine"] = json.loads(bpy.data.objects[name]["betterdepth"])["engine"]["estimate"]
 
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene

@@ -62,6 +62,7 @@ def prefs(addon):
     prefs = bpy.context.preferences.addons[MODULE].preferences
     yield prefs
     prefs.engine_mode, prefs.url, prefs.token = "MANAGED", "http://127.0.0.1:8765", ""
+    prefs.depth_storage = "PACKED"
 
 
 @pytest.fixture
@@ -98,3 +99,23 @@ def vertex_pixels(obj) -> tuple[np.ndarray, np.ndarray]:
     matrix = np.array(obj.matrix_world)
     world = co.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
     return world, uvs
+
+
+def write_frames(photo_path, folder, count=5):
+    """A static shot: the same view with the light changing a little and sensor noise, as PNG frames."""
+    source = bpy.data.images.load(str(photo_path))
+    width, height = source.size
+    pixels = np.empty(width * height * 4, np.float32)
+    source.pixels.foreach_get(pixels)
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for index in range(count):
+        frame = bpy.data.images.new(f"frame{index}", width, height)
+        values = pixels.reshape(height, width, 4).copy()
+        values[..., :3] = np.clip(values[..., :3] * (0.9 + 0.04 * index)
+                                  + rng.normal(0, 0.01, (height, width, 3)), 0, 1)
+        frame.pixels.foreach_set(values.ravel())
+        frame.filepath_raw, frame.file_format = str(folder / f"frame_{index:04d}.png"), "PNG"
+        frame.save()
+        bpy.data.images.remove(frame)
+    bpy.data.images.remove(source)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 
 import bpy
 import numpy as np
 import pytest
 from mathutils import Vector
 
-from .conftest import MODULE, vertex_pixels
+from .conftest import MODULE, vertex_pixels, write_frames
 
 
 def _textured_scene(scene, width=128, height=96):
@@ -203,7 +204,9 @@ def test_provenance_survives_save_and_reload(scene, photo_path, tmp_path):
     assert bpy.data.objects[name]["betterdepth"] == stored
 
 
-def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, addon):
+def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, prefs, addon):
+    """The engine still has the job (Depth Storage: Engine only): the re-run reuses it there."""
+    prefs.depth_storage = "ENGINE"
     camera = _textured_scene(scene, 64, 48)
     before = {obj.name for obj in bpy.data.objects}
     assert bpy.ops.betterdepth.create_mesh(source="CAMERA") == {"FINISHED"}
@@ -235,6 +238,67 @@ def test_rerun_rebuilds_on_the_stored_depth_without_running_the_models(scene, ad
     assert "reconstruct" in stages and not stages & {"loading", "base", "refine", "ensemble"}
 
 
+@pytest.mark.parametrize("storage", ["PACKED", "BESIDE"])
+def test_rerun_after_the_engine_forgot_the_job_uses_the_depth_kept_with_the_blend(scene, prefs, addon, photo_path,
+                                                                                  tmp_path, storage):
+    """Saved, a new engine that never saw the job (another computer; the old state gone), the photo gone:
+    Re-run rebuilds from the depth kept in or beside the .blend, and the engine runs no model stage."""
+    prefs.depth_storage = storage
+    blend = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))  # Beside .blend needs a saved .blend
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, first, faces = obj.name, _stored(obj), len(obj.data.polygons)
+    kept = first["kept_depth"]
+    assert kept["storage"] == storage and (kept["width"], kept["height"]) == (75, 50)
+    assert first["provenance"]["kept_depth"] == kept
+    image = bpy.data.images[kept["image"]]
+    assert (image.packed_file is not None) == (storage == "PACKED")
+    if storage == "BESIDE":
+        assert kept["path"].startswith("//betterdepth/") and (tmp_path / kept["path"][2:]).is_file()
+    bpy.ops.wm.save_mainfile()
+    bpy.ops.betterdepth.engine_stop()
+    shutil.rmtree(addon.engine.settings().state_dir)
+    photo_path.unlink()
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    assert bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0) == {"FINISHED"}
+    rebuilt = bpy.data.objects[name]
+    again = _stored(rebuilt)
+    stages = _job_stages(addon, again["engine_job"])
+    assert "reconstruct" in stages and not stages & {"loading", "base", "refine", "ensemble"}
+    assert again["engine"]["estimate"]["reused_disparity"]["width"] == 75
+    assert again["kept_depth"] == kept  # the same depth, still kept where it was
+    assert again["provenance"]["models"] == first["provenance"]["models"]
+    assert again["provenance"]["depth_from_job"] == first["engine_job"] != again["engine_job"]
+    assert again["provenance"]["camera"]["intrinsics"] == first["provenance"]["camera"]["intrinsics"]
+    assert again["request"]["mesh"]["min_angle_deg"] == 30.0 and len(rebuilt.data.polygons) < faces
+
+
+def test_rerun_with_the_kept_depth_damaged_or_missing_fails_clearly_and_changes_nothing(scene, prefs, addon,
+                                                                                      photo_path):
+    prefs.depth_storage = "PACKED"
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, stored, vertices = obj.name, obj["betterdepth"], vertex_pixels(obj)[0]
+    image = bpy.data.images[_stored(obj)["kept_depth"]["image"]]
+    pixels = np.empty(len(image.pixels), np.float32)
+    image.pixels.foreach_get(pixels)
+    pixels[0] += 0.5
+    image.pixels.foreach_set(pixels)
+    objects = set(bpy.data.objects.keys())
+    damaged = f"depth kept for '{name}' \\(packed in the .blend\\) was changed or damaged"
+    with pytest.raises(RuntimeError, match=damaged):
+        bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0)
+    bpy.data.images.remove(image)
+    with pytest.raises(RuntimeError, match=f"depth kept for '{name}' .* is missing. Restore it, or run"):
+        bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=30.0)
+    assert set(bpy.data.objects.keys()) == objects and bpy.data.objects[name]["betterdepth"] == stored
+    assert np.array_equal(vertex_pixels(bpy.data.objects[name])[0], vertices)
+
+
 def test_rerun_of_a_relief_with_a_new_depth(scene, photo_path, addon):
     before = {obj.name for obj in bpy.data.objects}
     assert bpy.ops.betterdepth.create_relief(source="FILE", filepath=str(photo_path), depth=0.2) == {"FINISHED"}
@@ -246,6 +310,22 @@ def test_rerun_of_a_relief_with_a_new_depth(scene, photo_path, addon):
     assert not _job_stages(addon, _stored(rebuilt)["engine_job"]) & {"base", "refine"}
     with pytest.raises(RuntimeError, match="made by create_relief"):
         bpy.ops.betterdepth.create_mesh(rerun_object=name)
+
+
+def test_rerun_of_a_displaced_plane_on_the_kept_depth(scene, photo_path, addon):
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.displacement(source="FILE", filepath=str(photo_path), width=3.0, depth=0.2,
+                                            subdivisions=40) == {"FINISHED"}
+    obj = _new_mesh(before)
+    name, kept, material = obj.name, _stored(obj)["kept_depth"], obj.active_material
+    assert kept["storage"] == "PACKED" and (kept["width"], kept["height"]) == (75, 50)
+    assert bpy.ops.betterdepth.displacement(rerun_object=name, width=3.0, depth=0.5, subdivisions=40) == {
+        "FINISHED"}
+    rebuilt = bpy.data.objects[name]
+    again = _stored(rebuilt)
+    assert rebuilt.modifiers[0].strength == pytest.approx(0.5) and rebuilt.active_material == material
+    assert again["kept_depth"] == kept and again["engine"]["estimate"]["reused_disparity"]
+    assert not _job_stages(addon, again["engine_job"]) & {"loading", "base", "refine", "ensemble"}
 
 
 def test_a_render_releases_the_engine_models(scene, prefs, addon, photo_path):
@@ -304,26 +384,6 @@ def test_compare_builds_the_base_and_the_refined_mesh(scene, photo_path, addon):
     assert refined_depth is None  # Create Mesh makes no other images
 
 
-def _frames(photo_path, folder, count=5):
-    """A static shot: the same view with the light changing a little and sensor noise, as PNG frames."""
-    source = bpy.data.images.load(str(photo_path))
-    width, height = source.size
-    pixels = np.empty(width * height * 4, np.float32)
-    source.pixels.foreach_get(pixels)
-    rng = np.random.default_rng(0)
-    folder.mkdir()
-    for index in range(count):
-        frame = bpy.data.images.new(f"frame{index}", width, height)
-        values = pixels.reshape(height, width, 4).copy()
-        values[..., :3] = np.clip(values[..., :3] * (0.9 + 0.04 * index)
-                                  + rng.normal(0, 0.01, (height, width, 3)), 0, 1)
-        frame.pixels.foreach_set(values.ravel())
-        frame.filepath_raw, frame.file_format = str(folder / f"frame_{index:04d}.png"), "PNG"
-        frame.save()
-        bpy.data.images.remove(frame)
-    bpy.data.images.remove(source)
-
-
 def _pixel_depths(obj, width: int, height: int) -> np.ndarray:
     """H x W depth of a camera-frame mesh at the pixels its vertices came from (UVs); NaN elsewhere."""
     mesh = obj.data
@@ -343,7 +403,7 @@ def _pixel_depths(obj, width: int, height: int) -> np.ndarray:
 
 
 def test_sequence_meshes_keep_one_scale_on_a_static_shot(scene, photo_path, tmp_path):
-    _frames(photo_path, tmp_path / "shot")
+    write_frames(photo_path, tmp_path / "shot")
     before = {obj.name for obj in bpy.data.objects}
     assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60,
                                              reference=2) == {"FINISHED"}
@@ -366,3 +426,109 @@ def test_sequence_meshes_keep_one_scale_on_a_static_shot(scene, photo_path, tmp_
 def test_sequence_reports_a_missing_folder(scene, tmp_path):
     with pytest.raises(RuntimeError, match="No folder at"):
         bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "nowhere"))
+
+
+def _camera_view(obj, camera, scene) -> np.ndarray:
+    """Every vertex's position in the camera's view (x, y in [0, 1] across the frame)."""
+    from bpy_extras.object_utils import world_to_camera_view
+
+    world, _ = vertex_pixels(obj)
+    return np.array([tuple(world_to_camera_view(scene, camera, Vector(point)))[:2] for point in world])
+
+
+def test_a_known_distance_scales_a_photo_mesh_about_its_camera(scene, photo_path):
+    """After Set Known Distance the picked vertex lies at that distance from the camera and every other vertex
+    still projects onto its pixel; a focus-plane distance is along the view axis; Re-run keeps the scale."""
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.create_mesh(source="FILE", filepath=str(photo_path)) == {"FINISHED"}
+    obj = _new_mesh(before)
+    (camera,) = [item for item in bpy.data.objects if item.type == "CAMERA" and item.name not in before]
+    origin = np.array(camera.matrix_world.translation)
+    world, uvs = vertex_pixels(obj)
+    view = _camera_view(obj, camera, scene)
+    picked = len(world) // 2 + 11
+    scene.cursor.location = Vector(world[picked]) + Vector((1e-4, 0.0, 0.0))  # snapped onto the mesh, nearly
+    assert bpy.ops.betterdepth.set_known_distance(object_name=obj.name, distance=3.7) == {"FINISHED"}
+    moved, moved_uvs = vertex_pixels(obj)
+    assert np.linalg.norm(moved[picked] - origin) == pytest.approx(3.7, abs=1e-5)
+    assert np.array_equal(moved_uvs, uvs)
+    assert np.abs(_camera_view(obj, camera, scene) - view).max() < 1e-5  # on their pixels' rays
+    ratio = np.linalg.norm(moved - origin, axis=1) / np.linalg.norm(world - origin, axis=1)
+    assert np.ptp(ratio) < 1e-5  # one scale for the whole mesh
+    known = _stored(obj)["known_distance"]
+    column = round(float(uvs[picked, 0]) * 75 - 0.5)
+    assert known["distance"] == pytest.approx(3.7) and known["measure"] == "RAY" and known["pixel"][0] == column
+    assert _stored(obj)["provenance"]["known_distance"] == known
+    # The focus plane through the image centre, 2 units in front of the camera.
+    assert bpy.ops.betterdepth.set_known_distance(object_name=obj.name, distance=2.0, point="PIXEL",
+                                                  measure="AXIS", column=37, row=25) == {"FINISHED"}
+    world, uvs = vertex_pixels(obj)
+    centre = int(np.argmin(np.abs(uvs[:, 0] * 75 - 37.5) + np.abs((1 - uvs[:, 1]) * 50 - 25.5)))
+    to_camera = np.array(camera.matrix_world.inverted())
+    assert -(to_camera[:3, :3] @ world[centre] + to_camera[:3, 3])[2] == pytest.approx(2.0, abs=1e-5)
+    # Re-run with another cut angle: the same pixel at the same distance.
+    name = obj.name
+    assert bpy.ops.betterdepth.create_mesh(rerun_object=name, min_angle_deg=20.0) == {"FINISHED"}
+    world, uvs = vertex_pixels(bpy.data.objects[name])
+    centre = int(np.argmin(np.abs(uvs[:, 0] * 75 - 37.5) + np.abs((1 - uvs[:, 1]) * 50 - 25.5)))
+    assert -(to_camera[:3, :3] @ world[centre] + to_camera[:3, 3])[2] == pytest.approx(2.0, abs=1e-5)
+    assert _stored(bpy.data.objects[name])["known_distance"]["distance"] == 2.0
+
+
+def test_sequence_as_shape_keys_matches_the_per_frame_meshes(scene, photo_path, tmp_path):
+    """One mesh with a shape key per frame: as many keys as frames, key N at scene frame N, and each key's
+    vertices where the per-frame mesh has the vertex of the same pixel (the same consistent scale)."""
+    write_frames(photo_path, tmp_path / "shot")
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60, reference=2,
+                                             frame_start=10) == {"FINISHED"}
+    per_frame = {obj.name: obj for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH"}
+    before = {obj.name for obj in bpy.data.objects}
+    assert bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60, reference=2,
+                                             frame_start=10, output="SHAPE_KEYS") == {"FINISHED"}
+    (target,) = [obj for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH"]
+    keys = target.data.shape_keys.key_blocks
+    assert keys[0].name == "Basis" and keys[1].name == "frame 0012"  # the reference frame's first
+    assert sorted(key.name for key in keys[1:]) == [f"frame {10 + index:04d}" for index in range(5)]
+    assert sorted(_stored(target)["frames"]) == sorted(key.name for key in keys[1:])
+    _, uvs = vertex_pixels(target)
+    pixels = np.rint(np.stack((uvs[:, 0] * 75 - 0.5, (1 - uvs[:, 1]) * 50 - 0.5), 1)).astype(int)
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    for index in range(5):
+        key = keys[f"frame {10 + index:04d}"]
+        co = np.empty(3 * len(key.data), np.float32)
+        key.data.foreach_get("co", co)
+        co = co.reshape(-1, 3)
+        frame_mesh = per_frame[f"shot {index:04d}"]
+        frame_co = np.empty(3 * len(frame_mesh.data.vertices), np.float32)
+        frame_mesh.data.vertices.foreach_get("co", frame_co)
+        _, frame_uvs = vertex_pixels(frame_mesh)
+        frame_pixels = np.rint(np.stack((frame_uvs[:, 0] * 75 - 0.5, (1 - frame_uvs[:, 1]) * 50 - 0.5), 1))
+        by_pixel = {tuple(pixel): vertex for pixel, vertex in zip(frame_pixels.astype(int).tolist(),
+                                                                   frame_co.reshape(-1, 3))}
+        shared = [(vertex, by_pixel[tuple(pixel)]) for pixel, vertex in zip(pixels.tolist(), co)
+                  if tuple(pixel) in by_pixel]
+        assert len(shared) > 0.9 * len(co)
+        ours, theirs = np.array([pair[0] for pair in shared]), np.array([pair[1] for pair in shared])
+        assert np.abs(ours - theirs).max() < 1e-4 * np.abs(theirs).max()
+        # The driver shows key N on scene frame N: the evaluated mesh is that key.
+        bpy.context.scene.frame_set(10 + index)
+        evaluated = target.evaluated_get(depsgraph).data
+        shown = np.empty(3 * len(evaluated.vertices), np.float32)
+        evaluated.vertices.foreach_get("co", shown)
+        assert np.allclose(shown.reshape(-1, 3), co, atol=1e-5)
+        if index != 2:  # a frame's key is its own shape, not the reference's
+            basis = np.empty(3 * len(co), np.float32)
+            keys["Basis"].data.foreach_get("co", basis)
+            assert np.abs(basis.reshape(-1, 3) - co).max() > 1e-3
+    assert _stored(target)["output"] == "SHAPE_KEYS"
+
+
+def test_a_failing_frame_stops_the_sequence_and_keeps_the_finished_frames(scene, photo_path, tmp_path):
+    write_frames(photo_path, tmp_path / "shot", count=4)
+    (tmp_path / "shot" / "frame_0002.png").write_bytes(b"not a PNG")
+    before = {obj.name for obj in bpy.data.objects}
+    with pytest.raises(RuntimeError, match=r"frames built and kept"):
+        bpy.ops.betterdepth.mesh_sequence(directory=str(tmp_path / "shot"), fov_deg=60)
+    built = sorted(obj.name for obj in bpy.data.objects if obj.name not in before and obj.type == "MESH")
+    assert built == ["shot 0000", "shot 0001"]

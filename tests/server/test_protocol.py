@@ -125,6 +125,43 @@ def test_remeshing_reuses_the_depth_without_running_the_models(engine, client, i
     assert "mesh.npz" in final["results"]
 
 
+def test_a_kept_disparity_is_meshed_without_the_models_or_the_image(engine, client, images_dir):
+    """reuse_disparity: a disparity the client kept (e.g. in a .blend) after the engine dropped the job."""
+    first = client.submit("mesh", image_path=images_dir / "crop07.png")
+    client.wait(first["job_id"])
+    kept = client.result_bytes(first["job_id"], "disparity.npy")
+    client.delete(first["job_id"])  # the engine forgot it (retention, restart, another machine)
+    upload = client.upload(kept, "disparity.npy")
+    again = client.submit("mesh", reuse_disparity=upload["upload_id"], mesh={"min_angle_deg": 8.0})
+    client.wait(again["job_id"])
+    meta = json.loads(client.result_bytes(again["job_id"], "meta.json"))
+    assert meta["estimate"]["reused_disparity"] == {"upload_id": upload["upload_id"], "width": 96, "height": 64}
+    assert meta["image"] == {"path": None} and meta["recon_options"]["min_angle_deg"] == 8.0
+    assert np.array_equal(np.load(io.BytesIO(client.result_bytes(again["job_id"], "disparity.npy"))),
+                          np.load(io.BytesIO(kept)), equal_nan=True)
+    log = (engine.state_dir / "engine.log").read_text()
+    assert f"job {again['job_id']}: reconstruct" in log
+    assert not any(f"job {again['job_id']}: {stage}" in log for stage in ("loading", "base", "refine"))
+    # With the image too (colours, EXIF), the sizes must agree.
+    relief = client.submit("relief", image_path=images_dir / "crop07.png", reuse_disparity=upload["upload_id"])
+    assert "height.exr" in client.wait(relief["job_id"])["results"]
+    wrong = client.upload(npy_bytes(np.ones((10, 12), np.float32)), "disparity.npy")
+    mismatch = client.submit("mesh", image_path=images_dir / "crop07.png", reuse_disparity=wrong["upload_id"])
+    with pytest.raises(EngineError) as caught:
+        client.wait(mismatch["job_id"])
+    assert caught.value.code == "BASE_FILE_MISMATCH" and "12x10" in caught.value.message
+
+
+def test_a_damaged_kept_disparity_is_refused_at_submission(client, images_dir):
+    damaged = client.upload(b"\x93NUMPY not really", "disparity.npy")
+    assert _code(lambda: client.submit("mesh", reuse_disparity=damaged["upload_id"])) == "BAD_DEPTH"
+    empty = client.upload(npy_bytes(np.full((8, 8), np.nan, np.float32)), "disparity.npy")
+    assert _code(lambda: client.submit("mesh", reuse_disparity=empty["upload_id"])) == "BAD_DEPTH"
+    good = client.upload(npy_bytes(np.ones((8, 8), np.float32)), "disparity.npy")
+    assert _code(lambda: client.submit("estimate", reuse_disparity=good["upload_id"])) == "BAD_PARAMS"
+    assert _code(lambda: client.submit("mesh", reuse_disparity=good["upload_id"], reuse_job="0" * 32)) == "BAD_PARAMS"
+
+
 def test_an_idempotency_key_makes_a_retried_submission_return_the_same_job(client, images_dir):
     key = f"retry-{time.time()}"
     first = client.submit("estimate", image_path=images_dir / "crop05.png", idempotency_key=key)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, StreamingResponse
 
@@ -46,6 +47,8 @@ def _checked_inputs(engine: Service, request: JobRequest):
     """Validate what the job refers to now, so a bad submission fails at once; returns `take_inputs(dir)`."""
     settings = engine.settings
     links: list[tuple[Path, str]] = []  # (source file, name in the job's input folder)
+    if request.reuse_disparity is not None:
+        links.append(_checked_disparity(engine, request))
     if request.reuse_job is not None:
         if request.image is not None:
             raise ServiceError("BAD_PARAMS", "Give either an image or reuse_job, not both.",
@@ -57,7 +60,7 @@ def _checked_inputs(engine: Service, request: JobRequest):
         if request.estimate.base_prediction is not None:
             raise ServiceError("BAD_PARAMS", "A reused job brings its own depth; base_prediction is not used.",
                                "Leave estimate.base_prediction out.")
-    else:
+    elif request.image is not None or request.reuse_disparity is None:  # a kept disparity needs no image
         image = request.image
         if image is None or (image.path is None) == (image.upload_id is None):
             raise ServiceError("BAD_PARAMS", "A job needs exactly one image source: image.path or image.upload_id.",
@@ -78,6 +81,24 @@ def _checked_inputs(engine: Service, request: JobRequest):
             link_or_copy(source_path, input_dir / name)
 
     return take_inputs
+
+
+def _checked_disparity(engine: Service, request: JobRequest) -> tuple[Path, str]:
+    """A kept disparity (reuse_disparity): decoded now, so a damaged file fails at submission with BAD_DEPTH."""
+    from betterdepth_engine.depthfile import decode_depth
+
+    if request.task == "estimate":
+        raise ServiceError("BAD_PARAMS", "reuse_disparity is for mesh and relief jobs: an estimate of a known "
+                           "disparity has nothing to compute.", "Submit task 'mesh' or 'relief'.")
+    if request.reuse_job is not None or request.estimate.base_prediction is not None:
+        raise ServiceError("BAD_PARAMS", "reuse_disparity brings the job's depth; reuse_job and "
+                           "estimate.base_prediction cannot be given with it.", "Give only one source of depth.")
+    path = upload_path(engine.settings.uploads_dir, request.reuse_disparity.upload_id)
+    disparity = decode_depth(path, path.suffix.lower(), "the kept disparity")
+    if not np.isfinite(disparity).any():
+        raise ServiceError("BAD_DEPTH", "The kept disparity has no valid pixel.",
+                           "Upload the disparity.npy of the job the object was made from.")
+    return path, f"reuse_disparity{path.suffix.lower()}"
 
 
 def _check_image_header(path: Path) -> None:
