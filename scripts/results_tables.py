@@ -2,6 +2,7 @@
 
     python scripts/results_tables.py build/results
     python scripts/results_tables.py build/results --harm   (only "A refiner that does no harm")
+    python scripts/results_tables.py build/results --held-out   (its choices on scenes 100-199, held out 300-399)
 """
 
 from __future__ import annotations
@@ -120,9 +121,49 @@ def harm_tables(results: Path) -> None:
             print(f"| {label} | " + " | ".join(cells) + " |")
 
 
+# "A refiner that does no harm", chosen cleanly: each setting on validation scenes 100-199 ("choose-*"), the
+# choice reported on scenes 300-399 ("held-*"), which no setting was chosen on. (label, results folder).
+HELD_OUT_CHOICE = (("texture-copy scenes, random noise", "choose-texture-random"),
+                   ("texture-copy scenes, zero noise", "choose-texture-zero"),
+                   ("shipped base, random noise", "choose-default-random"),
+                   ("shipped base, zero noise", "choose-default-zero"),
+                   ("blurry base, zero noise", "choose-blurry-zero"))
+HELD_OUT_REPORT = (("texture-copy scenes, random noise", "held-texture-random"),
+                   ("texture-copy scenes, zero noise", "held-texture-zero"),
+                   ("shipped base, random noise", "held-default-random"),
+                   ("shipped base, zero noise", "held-default-zero"),
+                   ("blurry base, random noise", "held-blurry-random"),
+                   ("blurry base, zero noise", "held-blurry-zero"))
+
+
+def held_out_tables(results: Path, sets=(("validation scenes 100-199 (choice)", HELD_OUT_CHOICE, 100, 200),
+                                         ("held-out scenes 300-399 (report)", HELD_OUT_REPORT, 300, 400))) -> None:
+    """Per scene range: the means of base and refined, then refined minus base per scene."""
+    for title, evaluations, first, last in sets:
+        present = [(label, name) for label, name in evaluations if (results / name / "metrics.json").exists()]
+        rows = {}
+        for label, name in present:
+            means = metrics(results, name)
+            rows.setdefault(f"{label.split(',')[0]}: base", means["base"])
+            rows[f"{label}: refined"] = means["refined"]
+        print(f"\n## {title}\n")
+        print(markdown_table(rows, HARM_COLUMNS))
+        print("\nRefined minus base per scene, mean [95 % interval] (scenes made worse):\n")
+        print("| | " + " | ".join(header for _, header, _, _ in HARM_COLUMNS) + " |")
+        print("|---|" + "---:|" * len(HARM_COLUMNS))
+        for label, name in present:
+            differences = paired_differences(results, name, first, last, HARM_COLUMNS)
+            cells = [" ".join(mean_and_interval(differences[key], decimals)) + f" ({differences[key].worse})"
+                     for key, _, _, decimals in HARM_COLUMNS]
+            print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     if "--harm" in sys.argv:
         harm_tables(Path(sys.argv[1]))
+        return
+    if "--held-out" in sys.argv:
+        held_out_tables(Path(sys.argv[1]))
         return
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "build/results")
     default, target = metrics(results, "default"), metrics(results, "target-refiner")
