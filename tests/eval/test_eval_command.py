@@ -256,3 +256,33 @@ def test_an_unexpected_exception_fails_only_its_sample(tmp_path, folder_dataset,
     assert "[MemoryError] sample 1" in capsys.readouterr().err
     results = json.loads((out / "metrics.json").read_text())
     assert results["dataset"]["samples"] == 2 and results["dataset"]["failed"][0]["code"] == "MemoryError"
+
+
+def test_refiner_output_probe_scales_the_correction_and_decodes_differences(tiny_base_dir, tiny_refiner_dir):
+    """scripts/refiner_output_probe.py: scale 0 is the autoencoder round trip, scale 1 the refiner unchanged;
+    difference decoding with scale 0 (no change) returns the conditioning itself."""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from autoencoder_round_trip import without_unet
+    from refiner_output_probe import with_difference_decoding, with_scaled_correction
+
+    from betterdepth_engine.models.loading import load_refiner
+
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    conditioning = torch.linspace(-0.9, 0.9, 64).repeat(64, 1)[None, None]
+
+    def refined(refiner):
+        return refiner.refine(image, conditioning, 1, 1, 1.0, [torch.Generator().manual_seed(0)])
+
+    plain = refined(load_refiner(str(tiny_refiner_dir)))
+    assert torch.allclose(refined(with_scaled_correction(load_refiner(str(tiny_refiner_dir)), 1.0)), plain, atol=1e-4)
+    round_trip = refined(without_unet(load_refiner(str(tiny_refiner_dir))))
+    assert torch.allclose(refined(with_scaled_correction(load_refiner(str(tiny_refiner_dir)), 0.0)), round_trip,
+                          atol=1e-6)
+    assert not torch.allclose(round_trip, conditioning, atol=1e-3)  # the round trip alone changes the depth
+    unchanged = with_difference_decoding(with_scaled_correction(load_refiner(str(tiny_refiner_dir)), 0.0))
+    assert torch.allclose(refined(unchanged), conditioning, atol=1e-4)  # float error of two encodes
