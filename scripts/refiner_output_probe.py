@@ -1,7 +1,7 @@
 """Probes of the shipped refiner's output on validation scenes: its correction scaled, or decoded as a difference.
 
     python scripts/refiner_output_probe.py OUT [--scenes 100] [--first-scene 100] [--base default|simulated:KIND]
-        [--refiner default] [--processing-resolution PX] [--noise zero|random] [--scale S] [--difference]
+        [--refiner default] [--steps N] [--processing-resolution PX] [--noise zero|random] [--scale S] [--difference]
 
 --scale S multiplies the U-Net's correction to the conditioning latent (0 = the autoencoder round trip of
 scripts/autoencoder_round_trip.py, 1 = the refiner). --difference returns the conditioning plus the decoded
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--first-scene", type=int, default=100, help="as in `betterdepth eval` (default: %(default)s)")
     parser.add_argument("--base", default="default", help="a base model, or simulated:blurry|mild|varied")
     parser.add_argument("--refiner", default="default")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the refiner's)")
     parser.add_argument("--processing-resolution", type=int, help="default: the refiner's")
     parser.add_argument("--noise", choices=("random", "zero"), help="default: the refiner's")
     parser.add_argument("--scale", type=float, default=1.0, help="factor on the correction (default: %(default)s)")
@@ -73,7 +74,8 @@ def main() -> None:
     if args.difference:
         refiner = with_difference_decoding(refiner)
     pipeline = BetterDepthPipeline(base, refiner)
-    options = RefineOptions(processing_resolution=args.processing_resolution, noise=args.noise)
+    options = RefineOptions(denoising_steps=args.steps, processing_resolution=args.processing_resolution,
+                            noise=args.noise)
     dataset = SyntheticDataset(args.scenes, first=args.first_scene)
     evaluations = [runner.evaluate_sample(pipeline, dataset[index], options, dataset.protocol,
                                           index=args.first_scene + index) for index in range(len(dataset))]
