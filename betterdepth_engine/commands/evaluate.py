@@ -135,7 +135,7 @@ def run(args) -> int:
 
     from betterdepth_engine.commands.estimate import resolve_device
     from betterdepth_engine.errors import BetterDepthError
-    from betterdepth_engine.eval import report, runner
+    from betterdepth_engine.eval import datasets, report, runner
     from betterdepth_engine.fileio import check_output_folder, write_files_atomically
     from betterdepth_engine.models.loading import load_base_model, load_refiner
     from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
@@ -157,7 +157,8 @@ def run(args) -> int:
         base = load_base_model(args.base, device, dtype, seed=args.seed)
     pipeline = BetterDepthPipeline(base, load_refiner(args.refiner, device, dtype))
 
-    scene_offset = getattr(dataset, "first", 0)  # a simulated base is seeded by the scene's number, not its position
+    # A simulated base is seeded by the scene's number, not its position in this run.
+    scene_offset = dataset.first if isinstance(dataset, datasets.SyntheticDataset) else 0
     evaluations, sheet_rows, failures = [], [], []
     sheet_indices = spread_indices(count, args.contact_sheet_rows)
     bar = tqdm(range(count), desc=f"eval {dataset.name}", unit="image", disable=args.quiet)
@@ -187,8 +188,8 @@ def run(args) -> int:
     if pipeline.refiner is not None:
         settings.update(pipeline.resolve_settings(options))
     results = {
-        "dataset": {"name": dataset.name, "samples": len(evaluations), "failed": failures, "limit": args.limit,
-                    "first_scene": scene_offset},
+        "dataset": {"name": dataset.name, "samples": len(evaluations), "failed": failures, "limit": args.limit}
+                   | ({"first_scene": dataset.first} if isinstance(dataset, datasets.SyntheticDataset) else {}),
         "models": {"base": pipeline.base.name, "refiner": args.refiner},
         "settings": settings,
         "metrics": summary,
