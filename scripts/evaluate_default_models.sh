@@ -180,6 +180,7 @@ probe probe-decoded-gradient-20-blurry-difference --base simulated:blurry --diff
     --refiner "$RUNS/refiner-decoded-gradient-20/refiner" "${DEFAULTS[@]}"
 probe probe-decoded-gradient-20-default-difference --difference --refiner "$RUNS/refiner-decoded-gradient-20/refiner" \
     "${DEFAULTS[@]}"
+$PY scripts/results_tables.py "$RESULTS" --blurry-probes
 
 # docs/results.md's contact sheets, as JPEGs.
 for name in default simulated-blurry plug-and-play-base-700; do
