@@ -168,7 +168,7 @@ probe probe-blurry-scale0.5 --base simulated:blurry --scale 0.5
 probe probe-blurry-difference --base simulated:blurry --difference
 probe probe-default-difference --difference
 DEFAULTS=(--steps 1 --processing-resolution 384 --noise zero)
-for weight in 5 20 50; do
+for weight in 5 20 50 0; do
     tuned=(--refiner "$RUNS/refiner-decoded-gradient-$weight/refiner")
     evaluate "decoded-gradient-$weight-choose-blurry" --synthetic 100 "${FIRST[@]}" --base simulated:blurry \
         "${tuned[@]}" "${DEFAULTS[@]}"

@@ -169,9 +169,11 @@ BLURRY_PROBES = (
     ("difference decoding", "probe-blurry-difference"),
     *((f"fine-tuned, decoded-gradient weight {weight}", f"decoded-gradient-{weight}-choose-blurry")
       for weight in (5, 20, 50)),
+    ("control: fine-tuned 800 steps without it (weight 0)", "decoded-gradient-0-choose-blurry"),
     ("fine-tuned, weight 20, difference decoding", "probe-decoded-gradient-20-blurry-difference"),
     ("shipped base, the default", "choose-default-zero"),
-    *((f"shipped base, fine-tuned, weight {weight}", f"decoded-gradient-{weight}-choose-default") for weight in (20, 50)),
+    *((f"shipped base, fine-tuned, weight {weight}", f"decoded-gradient-{weight}-choose-default")
+      for weight in (20, 50, 0)),
     ("shipped base, difference decoding", "probe-default-difference"),
     ("shipped base, fine-tuned, weight 20, difference decoding", "probe-decoded-gradient-20-default-difference"),
     ("texture-copy, the default", "choose-texture-zero"),
