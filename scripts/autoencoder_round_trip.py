@@ -1,7 +1,7 @@
 """A control for the refiner: the base's prediction sent through the refiner's autoencoder, the U-Net left out.
 
     python scripts/autoencoder_round_trip.py OUT [--scenes 100] [--base default|simulated:KIND] [--refiner default]
-        [--processing-resolution PX] [--scene-kind texture_copy]
+        [--processing-resolution PX] [--scene-kind texture_copy] [--first-scene K]
 
 Runs the pipeline exactly as `betterdepth eval --synthetic SCENES` does (same normalisation, resizing and
 return to the base's frame), except that the denoising loop returns the conditioning latent unchanged: what
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--refiner", default="default")
     parser.add_argument("--processing-resolution", type=int, help="default: the refiner's")
     parser.add_argument("--scene-kind", choices=("texture_copy",), help="as in `betterdepth eval`")
+    parser.add_argument("--first-scene", type=int, default=0, help="as in `betterdepth eval`")
     args = parser.parse_args()
 
     device = torch.device("cpu")
@@ -48,8 +49,9 @@ def main() -> None:
         base = load_base_model(args.base, device)
     pipeline = BetterDepthPipeline(base, without_unet(load_refiner(args.refiner, device, torch.float32)))
     options = RefineOptions(processing_resolution=args.processing_resolution)
-    dataset = SyntheticDataset(args.scenes, kind=args.scene_kind)
-    evaluations = [runner.evaluate_sample(pipeline, dataset[index], options, dataset.protocol, index=index)
+    dataset = SyntheticDataset(args.scenes, kind=args.scene_kind, first=args.first_scene)
+    evaluations = [runner.evaluate_sample(pipeline, dataset[index], options, dataset.protocol,
+                                          index=args.first_scene + index)
                    for index in range(len(dataset))]
     summary = runner.summarize(evaluations)
     results = {"dataset": {"name": dataset.name, "samples": len(evaluations)},

@@ -2,6 +2,8 @@
 
     python scripts/results_tables.py build/results
     python scripts/results_tables.py build/results --harm   (only "A refiner that does no harm")
+    python scripts/results_tables.py build/results --held-out   (its choices on scenes 100-199, held out 300-399)
+    python scripts/results_tables.py build/results --blurry-probes   (what was tried on the blurry base's normals)
 """
 
 from __future__ import annotations
@@ -120,9 +122,88 @@ def harm_tables(results: Path) -> None:
             print(f"| {label} | " + " | ".join(cells) + " |")
 
 
+# "A refiner that does no harm", chosen cleanly: each setting on validation scenes 100-199 ("choose-*"), the
+# choice reported on scenes 300-399 ("held-*"), which no setting was chosen on. (label, results folder).
+HELD_OUT_CHOICE = (("texture-copy scenes, random noise", "choose-texture-random"),
+                   ("texture-copy scenes, zero noise", "choose-texture-zero"),
+                   ("shipped base, random noise", "choose-default-random"),
+                   ("shipped base, zero noise", "choose-default-zero"),
+                   ("blurry base, zero noise", "choose-blurry-zero"))
+HELD_OUT_REPORT = (("texture-copy scenes, random noise", "held-texture-random"),
+                   ("texture-copy scenes, zero noise", "held-texture-zero"),
+                   ("shipped base, random noise", "held-default-random"),
+                   ("shipped base, zero noise", "held-default-zero"),
+                   ("blurry base, random noise", "held-blurry-random"),
+                   ("blurry base, zero noise", "held-blurry-zero"))
+
+
+def held_out_tables(results: Path, sets=(("validation scenes 100-199 (choice)", HELD_OUT_CHOICE, 100, 200),
+                                         ("held-out scenes 300-399 (report)", HELD_OUT_REPORT, 300, 400))) -> None:
+    """Per scene range: the means of base and refined, then refined minus base per scene."""
+    for title, evaluations, first, last in sets:
+        present = [(label, name) for label, name in evaluations if (results / name / "metrics.json").exists()]
+        rows = {}
+        for label, name in present:
+            means = metrics(results, name)
+            rows.setdefault(f"{label.split(',')[0]}: base", means["base"])
+            rows[f"{label}: refined"] = means["refined"]
+        print(f"\n## {title}\n")
+        print(markdown_table(rows, HARM_COLUMNS))
+        print("\nRefined minus base per scene, mean [95 % interval] (scenes made worse):\n")
+        print("| | " + " | ".join(header for _, header, _, _ in HARM_COLUMNS) + " |")
+        print("|---|" + "---:|" * len(HARM_COLUMNS))
+        for label, name in present:
+            differences = paired_differences(results, name, first, last, HARM_COLUMNS)
+            cells = [" ".join(mean_and_interval(differences[key], decimals)) + f" ({differences[key].worse})"
+                     for key, _, _, decimals in HARM_COLUMNS]
+            print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+# What was tried against the blurry base's normals (scenes 100-199): (label, results folder).
+BLURRY_PROBES = (
+    ("the default: 1 step, zero noise, 384 px", "choose-blurry-zero"),
+    ("autoencoder round trip alone (no U-Net), 384 px", "probe-blurry-roundtrip-384"),
+    ("autoencoder round trip alone, 256 px", "probe-blurry-roundtrip-256"),
+    ("processing resolution 256 px", "probe-blurry-zero-256"),
+    ("the U-Net's correction halved", "probe-blurry-scale0.5"),
+    ("difference decoding", "probe-blurry-difference"),
+    *((f"fine-tuned, decoded-gradient weight {weight}", f"decoded-gradient-{weight}-choose-blurry")
+      for weight in (5, 20, 50)),
+    ("control: fine-tuned 800 steps without it (weight 0)", "decoded-gradient-0-choose-blurry"),
+    ("fine-tuned, weight 20, difference decoding", "probe-decoded-gradient-20-blurry-difference"),
+    ("shipped base, the default", "choose-default-zero"),
+    *((f"shipped base, fine-tuned, weight {weight}", f"decoded-gradient-{weight}-choose-default")
+      for weight in (20, 50, 0)),
+    ("shipped base, difference decoding", "probe-default-difference"),
+    ("shipped base, fine-tuned, weight 20, difference decoding", "probe-decoded-gradient-20-default-difference"),
+    ("texture-copy, the default", "choose-texture-zero"),
+    ("texture-copy, fine-tuned, weight 20", "decoded-gradient-20-choose-texture"),
+)
+PROBE_COLUMNS = tuple(next(column for column in HARM_COLUMNS if column[0] == key)
+                      for key in ("boundary_f1", "abs_rel", "normal_error_deg", "flatness_deg"))
+
+
+def blurry_probe_table(results: Path) -> None:
+    """Refined minus base per scene on scenes 100-199 for each candidate that was evaluated."""
+    print("| candidate (scenes 100-199) | " + " | ".join(header for _, header, _, _ in PROBE_COLUMNS) + " |")
+    print("|---|" + "---:|" * len(PROBE_COLUMNS))
+    for label, name in BLURRY_PROBES:
+        if not (results / name / "metrics.json").exists():
+            continue
+        differences = paired_differences(results, name, 100, 200, HARM_COLUMNS)  # the intervals of --held-out
+        print(f"| {label} | " + " | ".join(" ".join(mean_and_interval(differences[key], decimals))
+                                           for key, _, _, decimals in PROBE_COLUMNS) + " |")
+
+
 def main() -> None:
+    if "--blurry-probes" in sys.argv:
+        blurry_probe_table(Path(sys.argv[1]))
+        return
     if "--harm" in sys.argv:
         harm_tables(Path(sys.argv[1]))
+        return
+    if "--held-out" in sys.argv:
+        held_out_tables(Path(sys.argv[1]))
         return
     results = Path(sys.argv[1] if len(sys.argv) > 1 else "build/results")
     default, target = metrics(results, "default"), metrics(results, "target-refiner")

@@ -145,3 +145,19 @@ $BD train refiner --output-dir "$RUNS/refiner-at-384" --init "$RUNS/refiner-vari
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-at-384" \
     --decoder "$RUNS/autoencoder-decoder" --denoising-steps 4 --processing-resolution 384 \
     --output "$RUNS/export-at-384"
+
+# "A refiner that does no harm" (docs/results.md section 9): the shipped refiner fine-tuned with a loss on the
+# decoded depth's neighbour differences (--decoded-gradient-weight), against the same bases as its own training.
+# Probes, not shipped (on the blurry base its normals stay worse than the base's). They start from the refiner
+# shipped on 2026-12-04 (betterdepth_engine/weights/refiner, fp16); 800 steps took about 11 min on one core. (The
+# runs behind docs/results.md used the shipped fp16 copy of base-continued, betterdepth_engine/weights/base.)
+# A first, shorter probe: weight 5 for 200 steps (the last 50 decayed); weight 0 is the control (the same 800
+# steps with the paper's loss alone).
+for setting in "5 200 50" "20 800 200" "50 800 200" "0 800 200"; do
+    read -r weight steps cooldown <<< "$setting"
+    $BD train refiner --output-dir "$RUNS/refiner-decoded-gradient-$weight" --init betterdepth_engine/weights/refiner \
+        --base "$RUNS/base-continued/base" --second-base simulated:varied --second-base-share 0.5 --steps "$steps" \
+        --cooldown-steps "$cooldown" --batch-size 8 --crop-size 128 --learning-rate 1e-4 --eta 0.1 \
+        --high-timestep-fraction 0.5 --decoded-gradient-weight "$weight" "${CACHE[@]}" --log-every 10 \
+        --checkpoint-every 100
+done

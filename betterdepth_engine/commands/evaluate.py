@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
     source.add_argument("--folder", type=Path, metavar="DIR",
                         help="your own data: DIR/images/<stem>.jpg|png and DIR/depth/<stem>.npy|png (mm)|exr")
     source.add_argument("--synthetic", type=int, metavar="N", help="the first N procedural validation scenes")
+    data.add_argument("--first-scene", type=int, default=0, metavar="K",
+                      help="with --synthetic: start at validation scene K, e.g. to report on scenes no setting was "
+                           "chosen on (default: %(default)s)")
     data.add_argument("--scene-kind", choices=("texture_copy",), metavar="KIND",
                       help="with --synthetic: render every scene as this layout; texture_copy = flat walls and "
                            "floors with high-contrast pictures, text and tiles, no relief (does a refiner copy "
@@ -101,6 +104,9 @@ def open_dataset(args):
     if args.scene_kind is not None and args.synthetic is None:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--scene-kind goes with --synthetic.",
                                "For example --synthetic 32 --scene-kind texture_copy.")
+    if args.first_scene and args.synthetic is None:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--first-scene goes with --synthetic.",
+                               "For example --synthetic 100 --first-scene 300.")
     if args.data_root is not None or args.split_file is not None:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--data-root and --split-file go with --dataset.",
                                "Drop them, or name the benchmark with --dataset.")
@@ -109,7 +115,10 @@ def open_dataset(args):
     if args.synthetic < 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--synthetic needs a positive number of scenes.",
                                "For example --synthetic 32.")
-    return datasets.SyntheticDataset(args.synthetic, kind=args.scene_kind)
+    if args.first_scene < 0:
+        raise BetterDepthError(BetterDepthError.BAD_INPUT, "--first-scene cannot be negative.",
+                               "Scenes are numbered from 0.")
+    return datasets.SyntheticDataset(args.synthetic, kind=args.scene_kind, first=args.first_scene)
 
 
 def spread_indices(count: int, picks: int) -> set[int]:
@@ -126,7 +135,7 @@ def run(args) -> int:
 
     from betterdepth_engine.commands.estimate import resolve_device
     from betterdepth_engine.errors import BetterDepthError
-    from betterdepth_engine.eval import report, runner
+    from betterdepth_engine.eval import datasets, report, runner
     from betterdepth_engine.fileio import check_output_folder, write_files_atomically
     from betterdepth_engine.models.loading import load_base_model, load_refiner
     from betterdepth_engine.pipeline import BetterDepthPipeline, RefineOptions
@@ -148,13 +157,16 @@ def run(args) -> int:
         base = load_base_model(args.base, device, dtype, seed=args.seed)
     pipeline = BetterDepthPipeline(base, load_refiner(args.refiner, device, dtype))
 
+    # A simulated base is seeded by the scene's number, not its position in this run.
+    scene_offset = dataset.first if isinstance(dataset, datasets.SyntheticDataset) else 0
     evaluations, sheet_rows, failures = [], [], []
     sheet_indices = spread_indices(count, args.contact_sheet_rows)
     bar = tqdm(range(count), desc=f"eval {dataset.name}", unit="image", disable=args.quiet)
     for index in bar:
         try:
             sample = dataset[index]
-            evaluation = runner.evaluate_sample(pipeline, sample, options, protocol, args.alignment, index)
+            evaluation = runner.evaluate_sample(pipeline, sample, options, protocol, args.alignment,
+                                                scene_offset + index)
         except Exception as error:  # any failure (a MemoryError too) is this sample's alone: record it, go on
             code = error.code if isinstance(error, BetterDepthError) else type(error).__name__
             failures.append({"index": index, "code": code, "message": str(error)})
@@ -176,7 +188,8 @@ def run(args) -> int:
     if pipeline.refiner is not None:
         settings.update(pipeline.resolve_settings(options))
     results = {
-        "dataset": {"name": dataset.name, "samples": len(evaluations), "failed": failures, "limit": args.limit},
+        "dataset": {"name": dataset.name, "samples": len(evaluations), "failed": failures, "limit": args.limit}
+                   | ({"first_scene": dataset.first} if isinstance(dataset, datasets.SyntheticDataset) else {}),
         "models": {"base": pipeline.base.name, "refiner": args.refiner},
         "settings": settings,
         "metrics": summary,

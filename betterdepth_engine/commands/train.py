@@ -32,6 +32,8 @@ OPTION_HELP = {
     "patch_mask": "drop patches where base and target disagree (--no-patch-mask: ablation)",
     "eta": "patch mask threshold: per-patch RMS error in [-1, 1] units (paper: 0.1)",
     "high_timestep_fraction": "share of samples at t = 999, where 1-step inference starts",
+    "decoded_gradient_weight": "weight of a loss on the decoded depth's neighbour differences against the "
+                               "target's (kept patches; 0 = the paper's latent loss only)",
     "mixed_precision": "no, bf16 or fp16 (CUDA only)",
     "cooldown_steps": "decay the learning rate linearly to 0 over the last N steps; may be added when resuming a "
                       "run that has not reached them",

@@ -379,12 +379,14 @@ class SyntheticDataset:
 
     `kind` renders every scene as that layout (e.g. `texture_copy`: flat walls and floors carrying
     high-contrast pictures, text and tiles, no relief); None draws the layout from the seed as training does.
+    `first` skips that many scenes, so that scenes chosen on and scenes reported on can be kept apart.
     """
 
     count: int
     height: int = 240
     width: int = 320
     kind: str | None = None
+    first: int = 0
     protocol: EvalProtocol = field(default_factory=EvalProtocol)
 
     @property
@@ -402,10 +404,11 @@ class SyntheticDataset:
 
         if not 0 <= index < self.count:
             raise IndexError(index)
-        scene = generate_scene(seed_for("val", index), self.height, self.width, kind=self.kind)
+        scene_number = self.first + index
+        scene = generate_scene(seed_for("val", scene_number), self.height, self.width, kind=self.kind)
         rgb = (scene.image.permute(1, 2, 0).clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
         valid = scene.valid_mask.cpu().numpy() & _valid_depth(scene.depth.cpu().numpy(), self.protocol)
         depth_m = np.where(valid, scene.depth.cpu().numpy(), 0.0).astype(np.float32)
         intrinsics = intrinsics_from_focal_px(self.width, self.height, scene.focal_px, "synthetic")
-        return DepthSample(f"val_{index:05d}_{scene.kind}", rgb, depth_m, valid, scene.max_depth_m, intrinsics)
+        return DepthSample(f"val_{scene_number:05d}_{scene.kind}", rgb, depth_m, valid, scene.max_depth_m, intrinsics)
 

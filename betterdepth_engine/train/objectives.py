@@ -63,6 +63,24 @@ def v_prediction_target(clean_latent: torch.Tensor, noise: torch.Tensor, alphas_
     return signal * clean_latent + sigma * noise, signal * noise - sigma * clean_latent
 
 
+def clean_latent_estimate(noisy: torch.Tensor, velocity: torch.Tensor, alphas_cumprod_t: torch.Tensor) -> torch.Tensor:
+    """The clean latent a v-prediction implies: z = √ᾱ z_t - √(1-ᾱ) v (at t = 999 with zero terminal SNR: -v)."""
+    shape = (-1,) + (1,) * (noisy.dim() - 1)
+    return alphas_cumprod_t.sqrt().view(shape) * noisy - (1.0 - alphas_cumprod_t).sqrt().view(shape) * velocity
+
+
+def gradient_l1(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of horizontal and vertical neighbour differences between prediction and target,
+    over neighbour pairs both inside `mask` ([B,1,H,W]). 0 for any prediction that equals the target plus a
+    constant; bumps and ripples raise it. An empty mask gives 0 (still attached to the prediction)."""
+    residual = prediction - target
+    both_x = (mask[..., 1:] & mask[..., :-1]).to(residual.dtype)
+    both_y = (mask[..., 1:, :] & mask[..., :-1, :]).to(residual.dtype)
+    total = ((residual[..., 1:] - residual[..., :-1]).abs() * both_x).sum()
+    total = total + ((residual[..., 1:, :] - residual[..., :-1, :]).abs() * both_y).sum()
+    return total / (both_x.sum() + both_y.sum()).clamp_min(1.0)
+
+
 def masked_mse(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the kept elements only ([B,1,h,w] mask broadcast over channels).
 

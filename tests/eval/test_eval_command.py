@@ -191,6 +191,23 @@ def test_texture_copy_scenes_are_scored_for_normals_and_flatness(tmp_path, tiny_
         run_eval(["--folder", str(tmp_path), "--scene-kind", "texture_copy", "-o", str(tmp_path / "x")])
 
 
+def test_first_scene_evaluates_later_scenes_with_their_own_simulated_base(tmp_path):
+    """`--first-scene 1 --synthetic 1` scores scene 1 exactly as `--synthetic 2` does (the simulated base is
+    seeded by the scene's number), so held-out scene ranges can be evaluated alone."""
+    common = ["--base", "simulated:blurry", "--refiner", "none", "-q"]
+    assert run_eval(["--synthetic", "2", *common, "-o", str(tmp_path / "both")]) == 0
+    assert run_eval(["--synthetic", "1", "--first-scene", "1", *common, "-o", str(tmp_path / "second")]) == 0
+    both = list(csv.DictReader((tmp_path / "both" / "per_image.csv").open()))
+    second = list(csv.DictReader((tmp_path / "second" / "per_image.csv").open()))
+    assert [row["name"] for row in second] == [both[1]["name"]] and both[1]["name"].startswith("val_00001_")
+    assert second[0] == both[1]
+    assert json.loads((tmp_path / "second" / "metrics.json").read_text())["dataset"]["first_scene"] == 1
+    with pytest.raises(BetterDepthError, match="--first-scene goes with --synthetic"):
+        run_eval(["--folder", str(tmp_path), "--first-scene", "3", "-o", str(tmp_path / "x")])
+    with pytest.raises(BetterDepthError, match="cannot be negative"):
+        run_eval(["--synthetic", "1", "--first-scene", "-1", *common, "-o", str(tmp_path / "x")])
+
+
 def test_autoencoder_round_trip_leaves_the_unet_out(tmp_path, tiny_base_dir, tiny_refiner_dir):
     import subprocess
     import sys
@@ -239,3 +256,33 @@ def test_an_unexpected_exception_fails_only_its_sample(tmp_path, folder_dataset,
     assert "[MemoryError] sample 1" in capsys.readouterr().err
     results = json.loads((out / "metrics.json").read_text())
     assert results["dataset"]["samples"] == 2 and results["dataset"]["failed"][0]["code"] == "MemoryError"
+
+
+def test_refiner_output_probe_scales_the_correction_and_decodes_differences(tiny_base_dir, tiny_refiner_dir):
+    """scripts/refiner_output_probe.py: scale 0 is the autoencoder round trip, scale 1 the refiner unchanged;
+    difference decoding with scale 0 (no change) returns the conditioning itself."""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    from autoencoder_round_trip import without_unet
+    from refiner_output_probe import with_difference_decoding, with_scaled_correction
+
+    from betterdepth_engine.models.loading import load_refiner
+
+    image = torch.rand(1, 3, 64, 64) * 2 - 1
+    conditioning = torch.linspace(-0.9, 0.9, 64).repeat(64, 1)[None, None]
+
+    def refined(refiner):
+        return refiner.refine(image, conditioning, 1, 1, 1.0, [torch.Generator().manual_seed(0)])
+
+    plain = refined(load_refiner(str(tiny_refiner_dir)))
+    assert torch.allclose(refined(with_scaled_correction(load_refiner(str(tiny_refiner_dir)), 1.0)), plain, atol=1e-4)
+    round_trip = refined(without_unet(load_refiner(str(tiny_refiner_dir))))
+    assert torch.allclose(refined(with_scaled_correction(load_refiner(str(tiny_refiner_dir)), 0.0)), round_trip,
+                          atol=1e-6)
+    assert not torch.allclose(round_trip, conditioning, atol=1e-3)  # the round trip alone changes the depth
+    unchanged = with_difference_decoding(with_scaled_correction(load_refiner(str(tiny_refiner_dir)), 0.0))
+    assert torch.allclose(refined(unchanged), conditioning, atol=1e-4)  # float error of two encodes

@@ -54,6 +54,33 @@ def test_v_prediction_target_matches_diffusers_scheduler():
     assert torch.allclose(velocity[2], -latent[2], atol=1e-6)  # zero terminal SNR: v = -z at t = 999
 
 
+def test_clean_latent_estimate_inverts_the_v_prediction_target():
+    alphas_cumprod = torch.tensor([0.9, 0.3, 0.0])
+    latent, noise = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
+    noisy, velocity = objectives.v_prediction_target(latent, noise, alphas_cumprod)
+    assert torch.allclose(objectives.clean_latent_estimate(noisy, velocity, alphas_cumprod), latent, atol=1e-6)
+
+
+def test_gradient_l1_ignores_an_offset_and_measures_a_ripple():
+    """A constant offset costs nothing; a ±a checkerboard ripple on a flat target costs 2a per neighbour
+    pair; pairs with a pixel outside the mask do not count."""
+    target = torch.linspace(-1, 1, 64).reshape(1, 1, 8, 8)
+    mask = torch.ones_like(target, dtype=torch.bool)
+    assert objectives.gradient_l1(target + 0.3, target, mask).item() == pytest.approx(0.0, abs=1e-6)
+    rows, columns = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
+    ripple = 0.05 * (1 - 2 * ((rows + columns) % 2)).float().reshape(1, 1, 8, 8)
+    assert objectives.gradient_l1(target + ripple, target, mask).item() == pytest.approx(0.1)
+    left_half = mask.clone()
+    left_half[..., 4:] = False
+    bumped = target.clone()
+    bumped[..., 6] += 1.0  # outside the mask, and so are its pairs
+    assert objectives.gradient_l1(bumped, target, left_half).item() == pytest.approx(0.0, abs=1e-6)
+    empty = torch.zeros_like(mask)
+    prediction = target.clone().requires_grad_(True)
+    objectives.gradient_l1(prediction, target, empty).backward()
+    assert torch.isfinite(prediction.grad).all()
+
+
 def test_masked_mse_averages_kept_elements_and_survives_an_empty_mask():
     prediction = torch.zeros(1, 4, 1, 2, requires_grad=True)
     target = torch.tensor([[[[1.0, 3.0]]] * 4]).reshape(1, 4, 1, 2)

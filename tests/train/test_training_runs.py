@@ -121,6 +121,22 @@ def test_refiner_training_with_the_simulated_base_logs_kept_patches(tmp_path, tr
     assert 0.0 < entry["kept_patches"] <= 1.0 and entry["loss"] > 0
 
 
+def test_a_decoded_gradient_loss_is_logged_and_changes_the_update(tmp_path, trained):
+    """--decoded-gradient-weight: the logged loss gains the weighted decoded-gradient term, and the U-Net's
+    update differs from the paper's loss alone (same seed, same batches); weight 0 logs no such term."""
+    common = ["train", "refiner", "--autoencoder", str(trained / "ae" / "autoencoder"), "--base", "simulated",
+              "--unet-preset", "tiny", "--steps", "1", "--eta", "0.3", "--ema-decay", "0", "--learning-rate", "1e-2",
+              *SMALL]
+    assert main([*common, "--output-dir", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--output-dir", str(tmp_path / "decoded"), "--decoded-gradient-weight", "10"]) == 0
+    plain = json.loads((tmp_path / "plain" / "log.jsonl").read_text().splitlines()[0])
+    decoded = json.loads((tmp_path / "decoded" / "log.jsonl").read_text().splitlines()[0])
+    assert "decoded_gradient" not in plain and decoded["decoded_gradient"] > 0
+    assert decoded["loss"] == pytest.approx(plain["loss"] + 10 * decoded["decoded_gradient"], rel=1e-4)
+    before, after = _weights(tmp_path / "plain" / "refiner" / "unet"), _weights(tmp_path / "decoded" / "refiner" / "unet")
+    assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
 def test_refiner_training_refuses_an_unknown_simulated_base(tmp_path, trained, capsys):
     assert main(["train", "refiner", "--output-dir", str(tmp_path / "run"), "--autoencoder",
                  str(trained / "ae" / "autoencoder"), "--base", "simulated:sharp", "--unet-preset", "tiny",
