@@ -80,6 +80,11 @@ class BetterDepthPipeline:
             "strength": options.strength or config.default_strength,
             "noise": options.noise or default_noise,
             "ensemble_reduction": options.ensemble_reduction,
+            # The refiner's guard (align.guard_correction) unless it has none or it is turned off; None = the
+            # refiner's raw output, as in the paper.
+            "guard": ({"threshold": config.guard_threshold, "radius": config.guard_radius,
+                       "smooth_radius": config.guard_smooth_radius}
+                      if config.has_guard and options.guard else None),
             "seed": options.seed,
         }
 
@@ -118,9 +123,6 @@ class BetterDepthPipeline:
         valid = torch.stack([torch.from_numpy(p.valid_mask) for p in predictions])[:, None]
         low, high = align.valid_percentiles(disparity, valid, config.low_percentile, config.high_percentile)
         normalized = torch.where(valid, align.normalize_to_unit_range(disparity, low, high), -1.0)
-        conditioning = normalized
-        if config.target_space == "depth":
-            conditioning = align.disparity_to_depth_normalized(normalized, config.depth_range_ratio)
         resolution, multiple = settings["processing_resolution"], refiner.downscale_factor
         if resolution == 0 and max(images[0].height, images[0].width) < MIN_PROCESSING_RESOLUTION:
             raise BetterDepthError(
@@ -129,7 +131,10 @@ class BetterDepthPipeline:
                 f"0) the refiner needs a long side of at least {MIN_PROCESSING_RESOLUTION} px.",
                 f"Use a processing resolution of {MIN_PROCESSING_RESOLUTION} px or more.")
         pixels, padding = resize_and_pad(torch.cat([image_to_tensor(i.rgb) for i in images]), resolution, multiple)
-        conditioning, _ = resize_and_pad(conditioning, resolution, multiple)
+        normalized_at_resolution, _ = resize_and_pad(normalized, resolution, multiple)
+        conditioning = normalized_at_resolution
+        if config.target_space == "depth":
+            conditioning = align.disparity_to_depth_normalized(normalized_at_resolution, config.depth_range_ratio)
         timings["prepare"] = time.perf_counter() - clock
 
         members_per_image = settings["ensemble_size"]
@@ -153,6 +158,7 @@ class BetterDepthPipeline:
         members = unpad(members, padding)  # [B * E, 1, h, w] in the U-Net's target space
         if config.target_space == "depth":
             members = align.depth_to_disparity_normalized(members, config.depth_range_ratio)
+        normalized_at_resolution = unpad(normalized_at_resolution, padding)
         member_valid = F.interpolate(valid.float(), size=members.shape[-2:], mode="nearest") > 0.5
         full_size = (images[0].height, images[0].width)
         outputs = []
@@ -160,29 +166,39 @@ class BetterDepthPipeline:
             image_members = members[index * members_per_image:(index + 1) * members_per_image, 0]
             ensembled, spread = align.ensemble_affine_invariant(
                 image_members, member_valid[index, 0], settings["ensemble_reduction"])
-            outputs.append(self._to_base_frame(
-                ensembled, spread, disparity[index:index + 1], normalized[index:index + 1], valid[index:index + 1],
-                low[index:index + 1], high[index:index + 1], full_size, members_per_image > 1))
+            correction = self._correction(ensembled, normalized_at_resolution[index, 0], member_valid[index, 0],
+                                          settings["guard"])
+            outputs.append(self._to_base_frame(correction, spread, disparity[index, 0], valid[index, 0],
+                                               low[index], high[index], full_size, members_per_image > 1))
         timings["ensemble"] = time.perf_counter() - clock
         if on_progress:
             on_progress("ensemble", 1, 1)
         return outputs
 
-    def _to_base_frame(self, ensembled, spread, disparity, normalized, valid, low, high, full_size, with_spread):
-        """Upsample one ensembled map and express it in its base's frame; NaN where the base was invalid."""
-        ensembled = F.interpolate(ensembled[None, None], size=full_size, mode="bilinear", align_corners=False)
+    def _correction(self, ensembled, base_normalized, valid, guard):
+        """What the refiner changes in the base at the processing resolution ([-1, 1] units, both in disparity),
+        after the refiner's guard (`align.guard_correction`) where `guard` is on."""
         if not self.refiner.uses_conditioning_channels:
             # A training-free U-Net's output is in its own affine frame: bring it back to the base's layout.
-            ensembled = align.align_to(ensembled, normalized, valid)
-        # Back to the base's frame. Where the 2%/98% normalisation clipped the base, add back what was clipped,
-        # so the nearest and farthest pixels keep the base's range instead of a flat plateau.
-        clipped_excess = disparity - align.denormalize_from_unit_range(normalized, low, high)
-        refined = align.denormalize_from_unit_range(ensembled, low, high) + torch.where(valid, clipped_excess, 0.0)
-        refined = torch.where(valid, refined, torch.nan)[0, 0].numpy().astype(np.float32)
+            ensembled = align.align_to(ensembled[None], base_normalized[None], valid[None])[0]
+        if guard is not None:
+            ensembled = align.guard_correction(ensembled[None, None], base_normalized[None, None],
+                                               guard["threshold"], guard["radius"], guard["smooth_radius"])[0, 0]
+        return ensembled - base_normalized
+
+    def _to_base_frame(self, correction, spread, disparity, valid, low, high, full_size, with_spread):
+        """The correction upsampled and added to the base in its own frame; NaN where the base was invalid.
+
+        Only the correction is resampled: the base keeps its full-resolution detail and its values beyond the
+        2 %/98 % normalisation, and where the refiner changes nothing the result is the base exactly."""
+        span = (high - low).clamp_min(1e-6)
+        correction = F.interpolate(correction[None, None], size=full_size, mode="bilinear", align_corners=False)
+        refined = disparity + correction[0, 0] * span / 2.0
+        refined = torch.where(valid, refined, torch.nan).numpy().astype(np.float32)
         if not with_spread:
             return refined, None
         spread = F.interpolate(spread[None, None], size=full_size, mode="bilinear", align_corners=False)
-        return refined, (spread * (high - low) / 2.0)[0, 0].numpy().astype(np.float32)
+        return refined, (spread[0, 0] * span / 2.0).numpy().astype(np.float32)
 
 
 def _check_base_prediction(prediction: BasePrediction, image: LoadedImage) -> None:

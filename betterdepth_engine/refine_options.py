@@ -27,6 +27,7 @@ class RefineOptions:
     noise: str | None = None  # "random" or "zero" (the starting noise's mean: deterministic)
     ensemble_reduction: str = "mean"
     seed: int = 0
+    guard: bool = True  # False: the refiner's raw output, without its guard (RefinerConfig.guard_*)
 
     def __post_init__(self):
         problems = []

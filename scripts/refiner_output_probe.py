@@ -51,11 +51,38 @@ def with_difference_decoding(refiner):
     return refiner
 
 
+def box_mean(x, radius):
+    return torch.nn.functional.avg_pool2d(x, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+
+
+def guided_filter(guide, source, radius, eps):
+    mean_guide, mean_source = box_mean(guide, radius), box_mean(source, radius)
+    covariance = box_mean(guide * source, radius) - mean_guide * mean_source
+    variance = box_mean(guide * guide, radius) - mean_guide ** 2
+    slope = covariance / (variance + eps)
+    offset = mean_source - slope * mean_guide
+    return box_mean(slope, radius) * guide + box_mean(offset, radius)
+
+
+def with_filtered_correction(refiner, radius, eps):
+    refine = refiner.refine
+
+    def refine_filtered(image, conditioning, ensemble_size, *arguments, **keywords):
+        members = refine(image, conditioning, ensemble_size, *arguments, **keywords)
+        conditioning = conditioning.float().repeat_interleave(ensemble_size, dim=0)
+        correction = guided_filter(members.float(), members.float() - conditioning, radius, eps)
+        return (conditioning + correction).clamp(-1.0, 1.0)
+
+    refiner.refine = refine_filtered
+    return refiner
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output", type=Path)
     parser.add_argument("--scenes", type=int, default=100)
     parser.add_argument("--first-scene", type=int, default=100, help="as in `betterdepth eval` (default: %(default)s)")
+    parser.add_argument("--scene-kind", choices=("texture_copy",), help="as in `betterdepth eval`")
     parser.add_argument("--base", default="default", help="a base model, or simulated:blurry|mild|varied")
     parser.add_argument("--refiner", default="default")
     parser.add_argument("--steps", type=int, help="denoising steps (default: the refiner's)")
@@ -63,6 +90,9 @@ def main() -> None:
     parser.add_argument("--noise", choices=("random", "zero"), help="default: the refiner's")
     parser.add_argument("--scale", type=float, default=1.0, help="factor on the correction (default: %(default)s)")
     parser.add_argument("--difference", action="store_true", help="decode the change, not the refined latent")
+    parser.add_argument("--guided", help="RADIUS,EPS: guided-filter the correction, guided by the refined map")
+    parser.add_argument("--guard", help="THRESHOLD,RADIUS[,SMOOTH_RADIUS]: the refiner's guard with these settings "
+                                        "(align.guard_correction; default: the refiner's own)")
     args = parser.parse_args()
 
     device = torch.device("cpu")
@@ -73,17 +103,25 @@ def main() -> None:
     refiner = with_scaled_correction(load_refiner(args.refiner, device, torch.float32), args.scale)
     if args.difference:
         refiner = with_difference_decoding(refiner)
+    if args.guided:
+        radius, eps = args.guided.split(",")
+        refiner = with_filtered_correction(refiner, int(radius), float(eps))
+    if args.guard:
+        threshold, radius, *smooth = args.guard.split(",")
+        refiner.config.guard_threshold, refiner.config.guard_radius = float(threshold), int(radius)
+        refiner.config.guard_smooth_radius = int(smooth[0]) if smooth else 0
     pipeline = BetterDepthPipeline(base, refiner)
     options = RefineOptions(denoising_steps=args.steps, processing_resolution=args.processing_resolution,
                             noise=args.noise)
-    dataset = SyntheticDataset(args.scenes, first=args.first_scene)
+    dataset = SyntheticDataset(args.scenes, kind=args.scene_kind, first=args.first_scene)
     evaluations = [runner.evaluate_sample(pipeline, dataset[index], options, dataset.protocol,
                                           index=args.first_scene + index) for index in range(len(dataset))]
     summary = runner.summarize(evaluations)
     results = {"dataset": {"name": dataset.name, "samples": len(evaluations), "first_scene": args.first_scene},
                "models": {"base": pipeline.base.name, "refiner": args.refiner},
                "settings": pipeline.resolve_settings(options) | {"correction_scale": args.scale,
-                                                                 "difference_decoding": args.difference},
+                                                                 "difference_decoding": args.difference,
+                                                                 "guided": args.guided},
                "metrics": summary}
     args.output.mkdir(parents=True, exist_ok=True)
     write_files_atomically({

@@ -88,6 +88,9 @@ def add_estimate_options(parser: argparse.ArgumentParser) -> None:
     refine.add_argument("--noise", choices=("random", "zero"),
                         help="starting noise: random (a seeded sample) or zero (its mean: one deterministic "
                              "estimate, no sampling texture) (default: the refiner's; the shipped refiner: zero)")
+    refine.add_argument("--no-guard", dest="guard", action="store_false",
+                        help="the refiner's raw output, without its guard (the shipped refiner drops corrections "
+                             "below 4 %% of the depth range and clamps halos at edges; docs/results.md section 9)")
     refine.add_argument("--far-near-ratio", type=float, default=10.0, metavar="R",
                         help="the farthest depth is this many times the nearest: assumed when converting "
                              "Marigold's depth to disparity and when lifting --mesh (as in `betterdepth mesh`) "
@@ -140,6 +143,7 @@ def checked_settings(args):
     options = RefineOptions(
         denoising_steps=args.steps, ensemble_size=args.ensemble_size, processing_resolution=args.processing_resolution,
         strength=args.strength, noise=args.noise, ensemble_reduction=args.ensemble_reduction, seed=args.seed,
+        guard=args.guard,
     )
     if args.batch_size < 1:
         raise BetterDepthError(BetterDepthError.BAD_INPUT, "--batch-size must be at least 1.",

@@ -77,6 +77,8 @@ def add_parser(subparsers) -> None:
                         help="1 = denoise from pure noise; lower keeps more of the base (default: the refiner's)")
     refine.add_argument("--noise", choices=("random", "zero"),
                         help="starting noise: random (a seeded sample) or zero (its mean) (default: the refiner's)")
+    refine.add_argument("--no-guard", dest="guard", action="store_false",
+                        help="score the refiner's raw output, without its guard (as in the paper)")
     refine.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     scoring = parser.add_argument_group("scoring")
     scoring.add_argument("--alignment", choices=("disparity", "depth"), default="disparity",
@@ -149,7 +151,7 @@ def run(args) -> int:
     resolution = protocol.processing_resolution if args.processing_resolution is None else args.processing_resolution
     options = RefineOptions(denoising_steps=args.steps, ensemble_size=args.ensemble_size,
                             processing_resolution=resolution, strength=args.strength, noise=args.noise,
-                            seed=args.seed)
+                            seed=args.seed, guard=args.guard)
     device, dtype = resolve_device(args.device, args.dtype)
     if args.base.startswith("simulated:"):
         base = runner.SimulatedBase(args.base.removeprefix("simulated:"), args.seed)

@@ -48,12 +48,22 @@ class RefinerConfig:
     # deterministic estimate; a 1-step sample from random noise carries that noise's texture into flat areas,
     # docs/results.md "Refiner that does no harm"; ensemble members are then identical).
     default_noise: str = "random"
+    # The guard on the refined map (align.guard_correction): corrections below guard_threshold ([-1, 1] units)
+    # dropped, then each pixel clamped to the base's range over a (2 guard_radius + 1)^2 window. Off (0, -1) by
+    # default, as in the paper; the shipped refiner turns it on (docs/results.md section 9).
+    guard_threshold: float = 0.0
+    guard_radius: int = -1
+    guard_smooth_radius: int = 0
     # far/near depth ratio assumed when converting disparity to depth for a depth-space U-Net.
     depth_range_ratio: float = 10.0
     low_percentile: float = 0.02
     high_percentile: float = 0.98
     vae_class: str = "AutoencoderKL"
     description: str = ""
+
+    @property
+    def has_guard(self) -> bool:
+        return self.guard_threshold > 0.0 or self.guard_radius >= 0
 
     @classmethod
     def from_json_file(cls, path: Path) -> RefinerConfig:

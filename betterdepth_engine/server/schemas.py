@@ -97,6 +97,8 @@ class EstimateParams(Strict):
     noise: Literal["random", "zero"] | None = Field(
         default=None, description="the refiner's starting noise: a seeded sample, or zero (its mean; the shipped "
                                   "refiner's default). Ensembles need random")
+    guard: bool = Field(default=True, description="the refiner's guard against texture and halos where it has one "
+                                                 "(the shipped refiner); false: its raw output, as in the paper")
     depth_range_ratio: float = Field(default=10.0, gt=1)
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
 

@@ -162,6 +162,7 @@ def _estimate(context: JobContext, image):
         denoising_steps=params["steps"], ensemble_size=params["ensemble_size"],
         processing_resolution=params["processing_resolution"], strength=params["strength"],
         ensemble_reduction=params["ensemble_reduction"], seed=params["seed"], noise=params["noise"],
+        guard=params["guard"],
     )
     with context.models.lock:
         pipeline = _pipeline(context)

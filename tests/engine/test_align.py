@@ -73,3 +73,30 @@ def test_disparity_depth_conversion_is_monotone_and_inverts_exactly():
     assert depth[0].item() == pytest.approx(1.0) and depth[-1].item() == pytest.approx(-1.0)  # far -> +1, near -> -1
     assert torch.all(depth[1:] < depth[:-1])
     assert torch.allclose(align.depth_to_disparity_normalized(depth, 10.0), disparity, atol=1e-6)
+
+
+def test_guard_drops_a_faint_texture_and_keeps_a_strong_correction_shrunk():
+    plane = torch.linspace(-0.5, 0.5, 40).repeat(30, 1)[None, None]
+    ripple = 0.03 * torch.sin(torch.arange(40.0) * 2.1)
+    assert torch.equal(align.guard_correction(plane + ripple, plane, threshold=0.04, radius=-1), plane)
+    strong = plane.clone()
+    strong[..., 10, 10] += 0.25
+    guarded = align.guard_correction(strong, plane, threshold=0.04, radius=-1)
+    assert guarded[..., 10, 10] - plane[..., 10, 10] == pytest.approx(0.21)
+    assert torch.equal(align.guard_correction(strong, plane, threshold=0.0, radius=-1), strong)  # off
+
+
+def test_guard_lets_a_ramp_become_a_step_but_clamps_the_overshoot():
+    # The base: a blurred step (a ramp from -0.5 to 0.5 over 8 pixels). The refiner makes it a step, with a halo
+    # of 0.2 over- and undershoot on either side (what bends the surfaces next to an edge).
+    columns = torch.arange(32.0)
+    ramp = ((columns - 12.0) / 8.0).clamp(0.0, 1.0) - 0.5
+    step = torch.where(columns < 16, -0.5, 0.5)
+    halo = step.clone()
+    halo[13:16], halo[16:19] = -0.7, 0.7
+    base, refined = ramp.repeat(4, 1)[None, None], halo.repeat(4, 1)[None, None]
+    guarded = align.guard_correction(refined, base, threshold=0.0, radius=1)[0, 0, 0]
+    assert guarded.min() >= -0.5 and guarded.max() <= 0.5  # no halo: never beyond the base's own values
+    assert torch.equal(guarded[:12], step[:12]) and torch.equal(guarded[20:], step[20:])
+    # Across the ramp the step is kept as far as the base's local range allows: steeper than the ramp.
+    assert (guarded[17] - guarded[14]) > (ramp[17] - ramp[14])

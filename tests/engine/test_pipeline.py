@@ -87,13 +87,14 @@ def test_invalid_base_pixels_stay_invalid_and_outliers_keep_their_range(tmp_path
 
 
 def test_training_free_refinement_is_least_squares_aligned_to_the_base(tmp_path, tiny_marigold_dir):
-    # Two levels exactly at the 2% / 98% percentiles: the conditioning's normalisation clips nothing, so the
-    # result must be the least-squares affine fit of the U-Net's output to the base itself.
-    base = np.full((32, 48), 2.0, np.float32)
-    base[:, 24:] = 7.0  # an arbitrary affine frame
+    # Two levels exactly at the 2% / 98% percentiles: the conditioning's normalisation clips nothing; and the
+    # image is already at the processing resolution (64 px long side, a multiple of 8), so nothing is resampled.
+    # The result must then be the least-squares affine fit of the U-Net's output to the base itself.
+    base = np.full((48, 64), 2.0, np.float32)
+    base[:, 32:] = 7.0  # an arbitrary affine frame
     np.save(tmp_path / "steps.npy", base)
     pipeline = BetterDepthPipeline(FileBaseModel(tmp_path), DepthRefiner.from_marigold(tiny_marigold_dir))
-    result = pipeline(LoadedImage(rgb=random_rgb(32, 48), path=tmp_path / "steps.png"),
+    result = pipeline(LoadedImage(rgb=random_rgb(48, 64), path=tmp_path / "steps.png"),
                       RefineOptions(denoising_steps=4, strength=0.25, processing_resolution=64))
     # Fitting the base once more changes nothing: scale 1, shift 0. (The mean alone would match for any scale.)
     scale, shift = np.polyfit(result.disparity.ravel().astype(np.float64), base.ravel().astype(np.float64), 1)
@@ -120,3 +121,20 @@ def test_batched_refinement_equals_one_image_at_a_time(pipeline):
         assert result.metadata["batch_size"] == 3
     with pytest.raises(ValueError, match="one size"):
         pipeline.refine_batch([images[0], LoadedImage(rgb=random_rgb(10, 10))], predictions[:2], options)
+
+
+def test_the_guard_is_the_refiners_and_can_be_turned_off(pipeline, monkeypatch):
+    """Only the correction is resampled and added to the base: with a guard that drops every correction the
+    result is the base exactly (its full-resolution values, not a resampled copy); guard=False gives the raw
+    output; the metadata says which."""
+    image = LoadedImage(rgb=random_rgb(37, 53))
+    options = RefineOptions(processing_resolution=64)
+    raw = pipeline(image, options)
+    assert raw.metadata["guard"] is None  # the tiny refiner has none: the paper's output
+    monkeypatch.setattr(pipeline.refiner, "config",
+                        dataclasses.replace(pipeline.refiner.config, guard_threshold=10.0, guard_radius=1))
+    guarded = pipeline(image, options)
+    assert np.array_equal(guarded.disparity, guarded.base_disparity)
+    assert guarded.metadata["guard"] == {"threshold": 10.0, "radius": 1}
+    unguarded = pipeline(image, RefineOptions(processing_resolution=64, guard=False))
+    assert np.array_equal(unguarded.disparity, raw.disparity) and unguarded.metadata["guard"] is None

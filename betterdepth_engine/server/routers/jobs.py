@@ -128,7 +128,8 @@ def _check_options(request: JobRequest) -> None:
     try:
         RefineOptions(denoising_steps=params.steps, ensemble_size=params.ensemble_size,
                       processing_resolution=params.processing_resolution, strength=params.strength,
-                      ensemble_reduction=params.ensemble_reduction, seed=params.seed, noise=params.noise)
+                      ensemble_reduction=params.ensemble_reduction, seed=params.seed, noise=params.noise,
+                      guard=params.guard)
         if request.task != "estimate":
             recon_options(request.model_dump(), None)
     except BetterDepthError as error:
