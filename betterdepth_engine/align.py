@@ -116,23 +116,25 @@ def ensemble_affine_invariant(
 
 
 def guard_correction(refined: torch.Tensor, conditioning: torch.Tensor, threshold: float, radius: int,
-                     smooth_radius: int = 0) -> torch.Tensor:
+                     median_radius: int = 0) -> torch.Tensor:
     """`refined` with its correction to `conditioning` kept from harming surfaces ([B, 1, H, W], [-1, 1] units).
 
     First a soft threshold: corrections smaller than `threshold` are dropped and larger ones shrunk by it, so a
-    faint texture that a refiner draws on a flat area leaves the base's plane as it was. With `smooth_radius`
-    > 0 the threshold is measured from the interval between the conditioning and its box mean over that
-    radius instead of from the conditioning alone: smoothing the base's own texture is then kept in full. Then
-    each pixel is clamped to the conditioning's range over the (2 radius + 1)^2 window around it: sharpening a
-    blurred ramp into a step stays inside that range, while the overshoot on either side of the step (a halo
-    that bends the surfaces next to an edge) does not. `threshold` 0 and `radius` < 0 turn those steps off.
+    faint texture that a refiner draws on a flat area leaves the base's plane as it was. With `median_radius`
+    > 0 a move towards the conditioning's median over the (2 median_radius + 1)^2 window (the base without its
+    speckle; a median keeps planes, ramps and steps) is kept in full, up to `threshold`: the refiner may still
+    smooth the base's own texture. Then each pixel is clamped to the conditioning's range over the
+    (2 radius + 1)^2 window around it: sharpening a blurred ramp into a step stays inside that range, while the
+    overshoot on either side of the step (a halo that bends the surfaces next to an edge) does not.
+    `threshold` 0, `radius` < 0 and `median_radius` 0 turn those steps off.
     """
     low, high = conditioning, conditioning
-    if smooth_radius > 0:
-        window = 2 * smooth_radius + 1
-        smooth = torch.nn.functional.avg_pool2d(conditioning, window, stride=1, padding=smooth_radius,
-                                                count_include_pad=False)
-        low, high = torch.minimum(conditioning, smooth), torch.maximum(conditioning, smooth)
+    if median_radius > 0:
+        window = 2 * median_radius + 1
+        padded = torch.nn.functional.pad(conditioning, (median_radius,) * 4, mode="replicate")
+        median = padded.unfold(2, window, 1).unfold(3, window, 1).flatten(-2).median(-1).values
+        toward = (median - conditioning).clamp(-threshold, threshold)
+        low, high = conditioning + toward.clamp_max(0.0), conditioning + toward.clamp_min(0.0)
     kept = torch.minimum(torch.maximum(refined, low), high)
     beyond = refined - kept
     guarded = kept + beyond.sign() * (beyond.abs() - threshold).clamp_min(0.0)

@@ -83,7 +83,7 @@ class BetterDepthPipeline:
             # The refiner's guard (align.guard_correction) unless it has none or it is turned off; None = the
             # refiner's raw output, as in the paper.
             "guard": ({"threshold": config.guard_threshold, "radius": config.guard_radius,
-                       "smooth_radius": config.guard_smooth_radius}
+                       "median_radius": config.guard_median_radius}
                       if config.has_guard and options.guard else None),
             "seed": options.seed,
         }
@@ -183,7 +183,7 @@ class BetterDepthPipeline:
             ensembled = align.align_to(ensembled[None], base_normalized[None], valid[None])[0]
         if guard is not None:
             ensembled = align.guard_correction(ensembled[None, None], base_normalized[None, None],
-                                               guard["threshold"], guard["radius"], guard["smooth_radius"])[0, 0]
+                                               guard["threshold"], guard["radius"], guard["median_radius"])[0, 0]
         return ensembled - base_normalized
 
     def _to_base_frame(self, correction, spread, disparity, valid, low, high, full_size, with_spread):

@@ -181,12 +181,12 @@ probe probe-decoded-gradient-20-blurry-difference --base simulated:blurry --diff
 probe probe-decoded-gradient-20-default-difference --difference --refiner "$RUNS/refiner-decoded-gradient-20/refiner" \
     "${DEFAULTS[@]}"
 $PY scripts/results_tables.py "$RESULTS" --blurry-probes
-# The guard (docs/results.md section 9, "The guard"): chosen on scenes 100-199 (raw = 0,-1: the guard off),
-# then the shipped refiner at its defaults (guard 0.08, 1) on held-out scenes 300-399.
-for guard in 0,-1 0,1 0.04,-1 0.04,1 0.04,2 0.06,1 0.07,1 0.08,1; do
+# The guard (docs/results.md section 9, "The guard"): chosen on scenes 100-199 (THRESHOLD,RADIUS[,MEDIAN_RADIUS];
+# raw = 0,-1: the guard off), then the shipped refiner at its defaults (0.08, 1, 1) on held-out scenes 300-399.
+for guard in 0,-1 0,1 0.04,-1 0.04,1 0.04,2 0.06,1 0.07,1 0.08,1 0.08,1,2 0.08,1,1; do
     probe "guard-$guard-blurry" --base simulated:blurry --guard "$guard"
 done
-for guard in 0,-1 0.04,1 0.06,1 0.07,1 0.08,1; do
+for guard in 0,-1 0.04,1 0.06,1 0.07,1 0.08,1 0.08,1,2 0.08,1,1; do
     probe "guard-$guard-default" --guard "$guard"
     probe "guard-$guard-texture" --scene-kind texture_copy --guard "$guard"
 done

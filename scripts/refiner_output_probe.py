@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="factor on the correction (default: %(default)s)")
     parser.add_argument("--difference", action="store_true", help="decode the change, not the refined latent")
     parser.add_argument("--guided", help="RADIUS,EPS: guided-filter the correction, guided by the refined map")
-    parser.add_argument("--guard", help="THRESHOLD,RADIUS[,SMOOTH_RADIUS]: the refiner's guard with these settings "
+    parser.add_argument("--guard", help="THRESHOLD,RADIUS[,MEDIAN_RADIUS]: the refiner's guard with these settings "
                                         "(align.guard_correction; default: the refiner's own)")
     args = parser.parse_args()
 
@@ -107,9 +107,9 @@ def main() -> None:
         radius, eps = args.guided.split(",")
         refiner = with_filtered_correction(refiner, int(radius), float(eps))
     if args.guard:
-        threshold, radius, *smooth = args.guard.split(",")
+        threshold, radius, *median_radius = args.guard.split(",")
         refiner.config.guard_threshold, refiner.config.guard_radius = float(threshold), int(radius)
-        refiner.config.guard_smooth_radius = int(smooth[0]) if smooth else 0
+        refiner.config.guard_median_radius = int(median_radius[0]) if median_radius else 0
     pipeline = BetterDepthPipeline(base, refiner)
     options = RefineOptions(denoising_steps=args.steps, processing_resolution=args.processing_resolution,
                             noise=args.noise)

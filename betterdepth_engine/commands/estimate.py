@@ -90,7 +90,8 @@ def add_estimate_options(parser: argparse.ArgumentParser) -> None:
                              "estimate, no sampling texture) (default: the refiner's; the shipped refiner: zero)")
     refine.add_argument("--no-guard", dest="guard", action="store_false",
                         help="the refiner's raw output, without its guard (the shipped refiner drops corrections "
-                             "below 4 %% of the depth range and clamps halos at edges; docs/results.md section 9)")
+                             "below 4 %% of the depth range other than smoothing, and clamps halos at edges; "
+                             "docs/results.md section 9)")
     refine.add_argument("--far-near-ratio", type=float, default=10.0, metavar="R",
                         help="the farthest depth is this many times the nearest: assumed when converting "
                              "Marigold's depth to disparity and when lifting --mesh (as in `betterdepth mesh`) "

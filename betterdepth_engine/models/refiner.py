@@ -49,11 +49,12 @@ class RefinerConfig:
     # docs/results.md "Refiner that does no harm"; ensemble members are then identical).
     default_noise: str = "random"
     # The guard on the refined map (align.guard_correction): corrections below guard_threshold ([-1, 1] units)
-    # dropped, then each pixel clamped to the base's range over a (2 guard_radius + 1)^2 window. Off (0, -1) by
-    # default, as in the paper; the shipped refiner turns it on (docs/results.md section 9).
+    # dropped, except a move towards the base's median over (2 guard_median_radius + 1)^2 pixels; then each pixel
+    # clamped to the base's range over a (2 guard_radius + 1)^2 window. Off (0, -1, 0) by default, as in the
+    # paper; the shipped refiner turns it on (docs/results.md section 9).
     guard_threshold: float = 0.0
     guard_radius: int = -1
-    guard_smooth_radius: int = 0
+    guard_median_radius: int = 0
     # far/near depth ratio assumed when converting disparity to depth for a depth-space U-Net.
     depth_range_ratio: float = 10.0
     low_percentile: float = 0.02

@@ -100,3 +100,17 @@ def test_guard_lets_a_ramp_become_a_step_but_clamps_the_overshoot():
     assert torch.equal(guarded[:12], step[:12]) and torch.equal(guarded[20:], step[20:])
     # Across the ramp the step is kept as far as the base's local range allows: steeper than the ramp.
     assert (guarded[17] - guarded[14]) > (ramp[17] - ramp[14])
+
+
+def test_guard_keeps_smoothing_the_bases_own_speckle_towards_its_median():
+    # A tilted plane with speckle (the base's own texture); the refiner removes the speckle.
+    plane = torch.linspace(-0.5, 0.5, 40).repeat(30, 1)[None, None]
+    speckle = torch.zeros_like(plane)
+    speckle[..., 5:25:4, 5:35:4] = 0.05
+    smoothed = align.guard_correction(plane, plane + speckle, threshold=0.08, radius=1, median_radius=1)
+    assert torch.allclose(smoothed, plane, atol=1e-6)  # the median of the speckled plane is the plane
+    kept_speckle = align.guard_correction(plane, plane + speckle, threshold=0.08, radius=1)
+    assert torch.equal(kept_speckle, plane + speckle)  # without it, a change this small is dropped
+    # A new texture on a clean plane is still dropped: the median of a plane is the plane itself.
+    ripple = 0.05 * torch.sin(torch.arange(40.0) * 2.1)
+    assert torch.allclose(align.guard_correction(plane + ripple, plane, 0.08, 1, median_radius=1), plane, atol=1e-6)

@@ -135,6 +135,6 @@ def test_the_guard_is_the_refiners_and_can_be_turned_off(pipeline, monkeypatch):
                         dataclasses.replace(pipeline.refiner.config, guard_threshold=10.0, guard_radius=1))
     guarded = pipeline(image, options)
     assert np.array_equal(guarded.disparity, guarded.base_disparity)
-    assert guarded.metadata["guard"] == {"threshold": 10.0, "radius": 1}
+    assert guarded.metadata["guard"] == {"threshold": 10.0, "radius": 1, "median_radius": 0}
     unguarded = pipeline(image, RefineOptions(processing_resolution=64, guard=False))
     assert np.array_equal(unguarded.disparity, raw.disparity) and unguarded.metadata["guard"] is None
