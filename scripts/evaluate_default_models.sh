@@ -193,6 +193,9 @@ done
 evaluate held-texture-guard --synthetic 100 --first-scene 300 --scene-kind texture_copy
 evaluate held-default-guard --synthetic 100 --first-scene 300
 evaluate held-blurry-guard --synthetic 100 --first-scene 300 --base simulated:blurry
+evaluate figure-guard-raw --synthetic 2 --first-scene 300 --base simulated:blurry --contact-sheet-rows 2 --no-guard
+evaluate figure-guard-guard --synthetic 2 --first-scene 300 --base simulated:blurry --contact-sheet-rows 2
+$PY scripts/guard_figure.py "$RESULTS/figure-guard-raw" "$RESULTS/figure-guard-guard" docs/images/results_guard.jpg
 
 # docs/results.md's contact sheets, as JPEGs.
 for name in default simulated-blurry plug-and-play-base-700; do

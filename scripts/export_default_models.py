@@ -2,13 +2,13 @@
 
     python scripts/export_default_models.py --base RUNS/base-continued --refiner RUNS/refiner-correction-2 \
         --decoder RUNS/autoencoder-decoder --denoising-steps 1 --processing-resolution 384 --noise zero \
-        --output betterdepth_engine/weights
+        --guard 0.08,1,1 --output betterdepth_engine/weights
 
 --base and --refiner are run folders of `betterdepth train base|refiner` (the refiner's folder already
 holds the autoencoder it was trained on, as vae/). --decoder, optional, is a run of `betterdepth train
 autoencoder --fine-tune-decoder` whose autoencoder replaces that vae/: its encoder must be bit-identical to
-the refiner's (same latent space), which is checked. --denoising-steps, --processing-resolution and --noise set
-the refiner's inference defaults (chosen on validation scenes, docs/results.md; a run exports the settings it was
+the refiner's (same latent space), which is checked. --denoising-steps, --processing-resolution, --noise and
+--guard (THRESHOLD,RADIUS,MEDIAN_RADIUS: align.guard_correction) set the refiner's inference defaults (chosen on validation scenes, docs/results.md; a run exports the settings it was
 trained at). Written: OUTPUT/base, OUTPUT/refiner (fp16
 safetensors; the engine loads them in the dtype it runs in) and OUTPUT/training_runs.json (each run's
 settings, final log entry and wall time; a fine-tuned model's earlier runs as base_init_1, refiner_init_1,
@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--denoising-steps", type=int, help="the refiner's default denoising steps")
     parser.add_argument("--processing-resolution", type=int, help="the refiner's default long side in pixels")
     parser.add_argument("--noise", choices=("random", "zero"), help="the refiner's default starting noise")
+    parser.add_argument("--guard", metavar="THRESHOLD,RADIUS,MEDIAN_RADIUS",
+                        help="the refiner's guard on its output (docs/results.md section 9)")
     parser.add_argument("--output", type=Path, default=Path("betterdepth_engine/weights"))
     args = parser.parse_args()
 
@@ -87,6 +89,10 @@ def main() -> None:
     refiner.config.default_processing_resolution = (args.processing_resolution
                                                     or refiner.config.default_processing_resolution)
     refiner.config.default_noise = args.noise or refiner.config.default_noise
+    if args.guard:
+        threshold, radius, median_radius = args.guard.split(",")
+        refiner.config.guard_threshold = float(threshold)
+        refiner.config.guard_radius, refiner.config.guard_median_radius = int(radius), int(median_radius)
     refiner.vae.half()
     refiner.unet.half()
     refiner.save_pretrained(staging / "refiner")

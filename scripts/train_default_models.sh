@@ -101,7 +101,7 @@ $BD train refiner --output-dir "$RUNS/refiner-correction-2" --init "$RUNS/refine
     --high-timestep-fraction 0.5 "${CORRECTION[@]}"
 $PY scripts/export_default_models.py --base "$RUNS/base-continued" --refiner "$RUNS/refiner-correction-2" \
     --decoder "$RUNS/autoencoder-decoder" --denoising-steps 1 --processing-resolution 384 --noise zero \
-    --output betterdepth_engine/weights
+    --guard 0.08,1,1 --output betterdepth_engine/weights
 
 # The paper's recipe against a real base: refiner-full fine-tuned with the 3600-step base's predictions
 # as conditioning, 1500 steps each with the patch mask at the paper's eta = 0.1 (keeps about 37 % of patches
