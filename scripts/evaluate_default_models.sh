@@ -206,5 +206,7 @@ done
 # Real photos (docs/photos, public domain and CC0): image | base | refined | normals.
 $BD estimate docs/photos -o "$RESULTS/photos" --formats side-by-side -q
 $PY scripts/photo_sheet.py "$RESULTS/photos" docs/images/results_photos.jpg
+$BD estimate docs/photos -o "$RESULTS/photos-raw" --no-guard -q
+$PY scripts/photo_normals_figure.py "$RESULTS/photos" "$RESULTS/photos-raw" docs/photos docs/images/results_photos_normals.jpg
 
 $PY scripts/results_tables.py "$RESULTS"
