@@ -135,3 +135,21 @@ def test_refiner_training_runs_on_two_processes(tmp_path, hypersim, tiny_stable_
     assert finished.stdout.count("exported refiner") == 2  # both processes finish; only the main one writes
     assert [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()] == [1, 2, 3]
     DepthRefiner.from_pretrained(run / "refiner")
+
+
+def test_the_training_benchmark_runs_the_recipe_on_tiny_random_models():
+    """scripts/bench_training.py (the full-size GPU timing of docs/benchmarks.md), its tiny size on the CPU: it
+    builds the checkpoints and dataset offline, trains through the real command and prints its table."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repository = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "scripts/bench_training.py", "--size", "tiny", "--device", "cpu",
+                             "--steps", "2", "--warmup", "1", "--height", "64", "--width", "96", "--frames", "2",
+                             "--data-workers", "0", "--mixed-precision", "no"],
+                            cwd=repository, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = dict(line.strip("|").split("|")[:2] for line in result.stdout.splitlines() if line.startswith("| ") and "|" in line[2:])
+    assert float(rows[" seconds per optimizer step (batch 2) "]) > 0
+    assert float(rows[" images per second "]) > 0

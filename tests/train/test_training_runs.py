@@ -321,7 +321,7 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
     def export(decoder, output):
         return subprocess.run([sys.executable, "scripts/export_default_models.py", "--base", str(base_run),
                                "--refiner", str(refiner_run), "--decoder", str(decoder), "--output", str(output),
-                               "--denoising-steps", "3", "--processing-resolution", "48"],
+                               "--denoising-steps", "3", "--processing-resolution", "48", "--guard", "0.08,1,1"],
                               cwd=repository, capture_output=True, text=True)
 
     exported = export(decoder_run, tmp_path / "weights")
@@ -334,6 +334,8 @@ def test_export_with_a_fine_tuned_decoder_checks_the_latent_space(tmp_path, trai
     assert exported_refiner.uses_conditioning_channels
     assert (exported_refiner.config.default_denoising_steps, exported_refiner.config.default_processing_resolution) \
         == (3, 48)  # inference defaults chosen at export
+    config = exported_refiner.config
+    assert (config.guard_threshold, config.guard_radius, config.guard_median_radius) == (0.08, 1, 1)
     records = json.loads((tmp_path / "weights" / "training_runs.json").read_text())
     assert records["autoencoder_decoder"]["settings"]["fine_tune_decoder"] == str(trained / "ae" / "autoencoder")
     assert "autoencoder_decoder_init_1" not in records  # the autoencoder it started from is recorded once
