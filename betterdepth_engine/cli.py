@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from betterdepth_engine import __version__
 from betterdepth_engine.errors import BetterDepthError
@@ -54,16 +56,43 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _Interrupts:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: a library that turns the interrupt into an
+    error of its own (an interrupted system call becomes an OSError) still ends the command as interrupted."""
+
+    def __init__(self):
+        self.seen = False
+
+    def __call__(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    interrupts = _Interrupts()
+    # Only in the main thread, and not when embedded in a program with a SIGINT handler of its own.
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, interrupts)
     try:
         args = build_parser(argv).parse_args(argv)
-        return args.run(args) or 0
+        status = args.run(args) or 0
     except BetterDepthError as error:
+        if interrupts.seen:
+            return _interrupted()
         print(f"betterdepth: error [{error.code}]: {error.message}", file=sys.stderr)
         if error.hint:
             print(f"  hint: {error.hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("betterdepth: interrupted; no partial outputs were written.", file=sys.stderr)
-        return 130
+        return _interrupted()
+    finally:
+        if previous is signal.default_int_handler and signal.getsignal(signal.SIGINT) is interrupts:
+            signal.signal(signal.SIGINT, previous)
+    return _interrupted() if interrupts.seen else status
+
+
+def _interrupted() -> int:
+    print("betterdepth: interrupted; no partial outputs were written.", file=sys.stderr)
+    return 130
