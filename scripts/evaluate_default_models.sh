@@ -190,6 +190,8 @@ for guard in 0,-1 0.04,1 0.06,1 0.07,1 0.08,1 0.08,1,2 0.08,1,1; do
     probe "guard-$guard-default" --guard "$guard"
     probe "guard-$guard-texture" --scene-kind texture_copy --guard "$guard"
 done
+$PY scripts/normal_error_by_distance.py --no-guard
+$PY scripts/normal_error_by_distance.py
 evaluate held-texture-guard --synthetic 100 --first-scene 300 --scene-kind texture_copy
 evaluate held-default-guard --synthetic 100 --first-scene 300
 evaluate held-blurry-guard --synthetic 100 --first-scene 300 --base simulated:blurry
