@@ -286,3 +286,19 @@ def test_refiner_output_probe_scales_the_correction_and_decodes_differences(tiny
     assert not torch.allclose(round_trip, conditioning, atol=1e-3)  # the round trip alone changes the depth
     unchanged = with_difference_decoding(with_scaled_correction(load_refiner(str(tiny_refiner_dir)), 0.0))
     assert torch.allclose(refined(unchanged), conditioning, atol=1e-4)  # float error of two encodes
+
+
+def test_normal_error_by_distance_tabulates_every_band():
+    """scripts/normal_error_by_distance.py (docs/results.md section 9) on one scene: a row per distance band, the
+    shares of pixels summing to 1."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repository = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "scripts/normal_error_by_distance.py", "--scenes", "1"],
+                            cwd=repository, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith("| ") and "-" in line[2:6]]
+    assert [row[0].strip() for row in rows] == ["2-3", "3-5", "5-8", "8-16", "16-inf"]
+    assert sum(float(row[1]) for row in rows) == pytest.approx(1.0, abs=0.02)
