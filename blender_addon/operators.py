@@ -62,6 +62,24 @@ class ActiveJob:
         return cls.job is not None and not cls.job.progress.state.final
 
 
+def begin_modal_ui(operator, context) -> None:
+    """What a modal operator following a job needs: a 0.1 s timer, its modal handler and the progress bar."""
+    window_manager = context.window_manager
+    operator._timer = window_manager.event_timer_add(0.1, window=context.window)
+    window_manager.modal_handler_add(operator)
+    window_manager.progress_begin(0, 100)
+
+
+def end_modal_ui(operator, context) -> None:
+    """The reverse of `begin_modal_ui`, the status text cleared, and the add-on free for the next job."""
+    window_manager = context.window_manager
+    window_manager.event_timer_remove(operator._timer)
+    window_manager.progress_end()
+    if context.workspace is not None:  # None while a file is being loaded
+        context.workspace.status_text_set(None)
+    ActiveJob.job = None
+
+
 @dataclass
 class Plan:
     """What the main thread prepared before the job, and needs again to build the result."""
@@ -335,10 +353,7 @@ class EngineJobOperator:
         except Exception as error:  # noqa: BLE001
             return _report_error(self, error)
         ActiveJob.job, ActiveJob.label = self._job, self._plan.label
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.1, window=context.window)
-        window_manager.modal_handler_add(self)
-        window_manager.progress_begin(0, 100)
+        begin_modal_ui(self, context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -387,14 +402,9 @@ class EngineJobOperator:
                 area.spaces.active.image = image
 
     def _end_ui(self, context) -> None:
-        window_manager = context.window_manager
-        window_manager.event_timer_remove(self._timer)
-        window_manager.progress_end()
-        if context.workspace is not None:  # None while a file is being loaded
-            context.workspace.status_text_set(None)
+        end_modal_ui(self, context)
         if context.area is not None:
             context.area.header_text_set(None)
-        ActiveJob.job = None
 
     def cancel(self, context):  # Blender calls this when the modal operator is aborted (e.g. file load)
         self._job.cancel()

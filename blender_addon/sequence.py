@@ -169,7 +169,7 @@ class BETTERDEPTH_OT_mesh_sequence(bpy.types.Operator):
 
     # -- the interactive path -------------------------------------------------------------------------------
     def _start_modal(self, context):
-        from .operators import ActiveJob
+        from .operators import ActiveJob, begin_modal_ui
 
         if ActiveJob.running():
             self.report({"WARNING"}, "BetterDepth: a job is already running; cancel it or wait.")
@@ -179,10 +179,7 @@ class BETTERDEPTH_OT_mesh_sequence(bpy.types.Operator):
             return {"CANCELLED"}
         self._state = state
         self._start_frame(context, state)
-        window_manager = context.window_manager
-        self._timer = window_manager.event_timer_add(0.1, window=context.window)
-        window_manager.modal_handler_add(self)
-        window_manager.progress_begin(0, 100)
+        begin_modal_ui(self, context)
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -224,13 +221,9 @@ class BETTERDEPTH_OT_mesh_sequence(bpy.types.Operator):
                     area.tag_redraw()
 
     def _end_ui(self, context) -> None:
-        from .operators import ActiveJob
+        from .operators import end_modal_ui
 
-        context.window_manager.event_timer_remove(self._timer)
-        context.window_manager.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
-        ActiveJob.job = None
+        end_modal_ui(self, context)
 
     @staticmethod
     def _print_progress(state: SequenceState, progress) -> None:

@@ -85,19 +85,13 @@ def photo_path(tmp_path) -> Path:
 
 
 def vertex_pixels(obj) -> tuple[np.ndarray, np.ndarray]:
-    """World positions of the vertices and the UV each carries (which names the pixel it came from)."""
-    mesh = obj.data
-    count = len(mesh.vertices)
-    co = np.empty(3 * count, np.float32)
-    mesh.vertices.foreach_get("co", co)
-    loop_vertices = np.empty(len(mesh.loops), np.int32)
-    mesh.loops.foreach_get("vertex_index", loop_vertices)
-    loop_uvs = np.empty(2 * len(mesh.loops), np.float32)
-    mesh.uv_layers["UVMap"].data.foreach_get("uv", loop_uvs)
-    uvs = np.empty((count, 2), np.float32)
-    uvs[loop_vertices] = loop_uvs.reshape(-1, 2)
+    """World positions of the vertices and the UV each carries (which names the pixel it came from), read with
+    the installed add-on's own `known_distance.mesh_vertices`."""
+    import importlib
+
+    co, uvs = importlib.import_module(f"{MODULE}.known_distance").mesh_vertices(obj.data)
     matrix = np.array(obj.matrix_world)
-    world = co.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    world = co.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
     return world, uvs
 
 
